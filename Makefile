@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+
+.PHONY: install run test lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+## Migrate and serve on http://localhost:$(PORT) with Daphne (SQLite unless DATABASE_URL is set).
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/daphne -b 0.0.0.0 -p $(PORT) logfleet.asgi:application
+
+## The whole suite, on SQLite by default; set DATABASE_URL and REDIS_URL for PostgreSQL + Redis.
+test: install
+	$(BIN)/pytest
+
+## Static checks CI runs: ruff, formatting, migrations in sync, deployment checks.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	SECRET_KEY=ci-only-$$(head -c 48 /dev/urandom | base64 | tr -d '/+=') PUBLIC_URL=https://logfleet.example.com \
+		ALLOWED_HOSTS=logfleet.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) staticfiles .test-db.sqlite3* .pytest_cache .ruff_cache

@@ -1,0 +1,29 @@
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework_simplejwt.authentication import JWTAuthentication
+
+from accounts.services import session_authenticate
+
+
+class SessionJWTAuthentication(JWTAuthentication):
+    """`Authorization: Bearer <access token>`; the token's session must still be open.
+
+    `request.user` is the user (role and status fresh from the database), `request.auth`
+    the AuthSession, which logout ends.
+    """
+
+    def authenticate(self, request):
+        header = self.get_header(request)
+        if header is None:
+            return None
+        raw_token = self.get_raw_token(header)
+        if raw_token is None:
+            return None
+        return session_authenticate(raw_token.decode() if isinstance(raw_token, bytes) else raw_token)
+
+
+class SessionJWTAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.SessionJWTAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

@@ -1,0 +1,246 @@
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+from accounts import services
+from accounts.models import AuditEvent, User
+from accounts.serializers import (
+    AuditEventSerializer,
+    ChangePasswordSerializer,
+    ForgotPasswordSerializer,
+    LoginSerializer,
+    MemberInviteSerializer,
+    MemberSerializer,
+    MemberUpdateSerializer,
+    MeSerializer,
+    MessageSerializer,
+    OrganizationSerializer,
+    ProfileUpdateSerializer,
+    RefreshSerializer,
+    RegisterSerializer,
+    ResetPasswordSerializer,
+    SessionSerializer,
+    TokenPairSerializer,
+)
+from logfleet.api.client import client_ip
+from logfleet.api.fields import UTCDateTimeField
+from logfleet.api.permissions import AdminOnly, AdminWrites, IsOrganizationUser
+from logfleet.api.views import BaseAPIView, BaseGenericViewSet
+
+
+def _session_body(user, pair) -> dict:
+    return {
+        **pair.as_dict(),
+        "user": {"id": str(user.pk), "email": user.email, "name": user.name, "role": user.role},
+        "organization": {
+            "id": str(user.organization.pk),
+            "name": user.organization.name,
+            "slug": user.organization.slug,
+        },
+    }
+
+
+def _validated(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class PublicAuthView(BaseAPIView):
+    """The anonymous authentication endpoints: no token needed, limited per client IP."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    rate_group = "auth"
+    rate_limit_anonymous = True
+
+
+@extend_schema(tags=["auth"], request=RegisterSerializer, responses={201: SessionSerializer})
+class RegisterView(PublicAuthView):
+    def post(self, request):
+        data = _validated(RegisterSerializer, request)
+        user, pair = services.organization_register(**data, ip_address=client_ip(request))
+        return Response(_session_body(user, pair), status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    tags=["auth"],
+    request=LoginSerializer,
+    responses={200: SessionSerializer, 401: OpenApiResponse(description="Wrong email or password")},
+)
+class LoginView(PublicAuthView):
+    def post(self, request):
+        data = _validated(LoginSerializer, request)
+        user, pair = services.user_login(email=data["email"], password=data["password"], ip_address=client_ip(request))
+        return Response(_session_body(user, pair))
+
+
+@extend_schema(tags=["auth"], request=RefreshSerializer, responses={200: TokenPairSerializer})
+class RefreshView(PublicAuthView):
+    def post(self, request):
+        data = _validated(RefreshSerializer, request)
+        return Response(services.session_refresh(refresh_token=data["refresh_token"]).as_dict())
+
+
+@extend_schema(tags=["auth"], request=ForgotPasswordSerializer, responses={202: MessageSerializer})
+class ForgotPasswordView(PublicAuthView):
+    def post(self, request):
+        data = _validated(ForgotPasswordSerializer, request)
+        services.password_reset_request(email=data["email"], ip_address=client_ip(request))
+        return Response(
+            {"message": "If an account exists for this email, a reset link has been sent."},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+@extend_schema(tags=["auth"], request=ResetPasswordSerializer, responses={200: MessageSerializer})
+class ResetPasswordView(PublicAuthView):
+    def post(self, request):
+        data = _validated(ResetPasswordSerializer, request)
+        services.password_reset_confirm(
+            token=data["token"], new_password=data["new_password"], ip_address=client_ip(request)
+        )
+        return Response({"message": "Your password has been set. Log in with it."})
+
+
+@extend_schema(tags=["auth"], request=None, responses={204: None})
+class LogoutView(BaseAPIView):
+    rate_group = "auth"
+
+    def post(self, request):
+        services.user_logout(user=request.user, session=request.auth, ip_address=client_ip(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["auth"], request=ChangePasswordSerializer, responses={200: TokenPairSerializer})
+class ChangePasswordView(BaseAPIView):
+    rate_group = "auth"
+
+    def post(self, request):
+        data = _validated(ChangePasswordSerializer, request)
+        pair = services.password_change(user=request.user, ip_address=client_ip(request), **data)
+        return Response(pair.as_dict())
+
+
+@extend_schema_view(
+    get=extend_schema(tags=["auth"], responses={200: MeSerializer}),
+    patch=extend_schema(tags=["auth"], request=ProfileUpdateSerializer, responses={200: MeSerializer}),
+)
+class MeView(BaseAPIView):
+    rate_group = "dashboard"
+    permission_classes = [IsOrganizationUser]
+
+    def get(self, request):
+        return Response(self._body(request.user))
+
+    def patch(self, request):
+        data = _validated(ProfileUpdateSerializer, request)
+        return Response(self._body(services.user_update_profile(user=request.user, name=data["name"])))
+
+    @staticmethod
+    def _body(user) -> dict:
+        return MeSerializer({"user": user, "organization": user.organization}).data
+
+
+class OrganizationUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(min_length=1, max_length=150)
+
+
+@extend_schema_view(
+    get=extend_schema(tags=["organization"], responses={200: OrganizationSerializer}),
+    patch=extend_schema(
+        tags=["organization"], request=OrganizationUpdateSerializer, responses={200: OrganizationSerializer}
+    ),
+)
+class OrganizationView(BaseAPIView):
+    rate_group = "dashboard"
+    permission_classes = [AdminWrites]
+
+    def get(self, request):
+        return Response(OrganizationSerializer(request.user.organization).data)
+
+    def patch(self, request):
+        data = _validated(OrganizationUpdateSerializer, request)
+        organization = services.organization_update(
+            organization=request.user.organization, actor=request.user, name=data["name"], ip_address=client_ip(request)
+        )
+        return Response(OrganizationSerializer(organization).data)
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["organization"], summary="Members, oldest first"),
+    retrieve=extend_schema(tags=["organization"]),
+    create=extend_schema(tags=["organization"], request=MemberInviteSerializer, responses={201: MemberSerializer}),
+    partial_update=extend_schema(
+        tags=["organization"], request=MemberUpdateSerializer, responses={200: MemberSerializer}
+    ),
+    destroy=extend_schema(tags=["organization"], responses={204: None}),
+)
+class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGenericViewSet):
+    rate_group = "dashboard"
+    permission_classes = [AdminWrites]
+    serializer_class = MemberSerializer
+    queryset = User.objects.order_by("created_at", "id")
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def create(self, request):
+        data = _validated(MemberInviteSerializer, request)
+        member = services.member_invite(
+            organization=request.user.organization, actor=request.user, ip_address=client_ip(request), **data
+        )
+        return Response(MemberSerializer(member).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, pk=None):
+        member = self.get_object()
+        data = _validated(MemberUpdateSerializer, request)
+        member = services.member_update(
+            member=member,
+            actor=request.user,
+            role=data.get("role"),
+            status=data.get("status"),
+            ip_address=client_ip(request),
+        )
+        return Response(MemberSerializer(member).data)
+
+    def destroy(self, request, pk=None):
+        services.member_delete(member=self.get_object(), actor=request.user, ip_address=client_ip(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AuditEventFilterSerializer(serializers.Serializer):
+    action = serializers.CharField(required=False, max_length=64)
+    actor = serializers.UUIDField(required=False)
+    since = UTCDateTimeField(required=False)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=["audit"],
+        summary="Audit events, newest first",
+        parameters=[
+            OpenApiParameter("action", str, description="Exact action, e.g. `auth.login`"),
+            OpenApiParameter("actor", str, description="User id of the actor (UUID)"),
+            OpenApiParameter("since", str, description="Only events at or after this ISO 8601 time (with offset)"),
+        ],
+    )
+)
+class AuditEventViewSet(mixins.ListModelMixin, BaseGenericViewSet):
+    rate_group = "dashboard"
+    permission_classes = [AdminOnly]
+    serializer_class = AuditEventSerializer
+    queryset = AuditEvent.objects.order_by("-created_at", "-id")
+
+    def get_queryset(self):
+        qs = super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):
+            return qs
+        filters = AuditEventFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        if "action" in filters.validated_data:
+            qs = qs.filter(action=filters.validated_data["action"])
+        if "actor" in filters.validated_data:
+            qs = qs.filter(actor_id=filters.validated_data["actor"])
+        if "since" in filters.validated_data:
+            qs = qs.filter(created_at__gte=filters.validated_data["since"])
+        return qs

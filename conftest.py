@@ -1,0 +1,81 @@
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts import services
+from accounts.models import Role
+from accounts.tests.factories import OrganizationFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing_and_clean_cache(settings):
+    # Argon2 is the production hasher (tested on its own); tests hash with MD5 for speed.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+def client_for(user) -> APIClient:
+    """An API client with a fresh session (Bearer token) of `user`."""
+    client = APIClient()
+    pair = services.session_start(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {pair.token}")
+    client.tokens = pair
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def org(db):
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def admin_user(org):
+    return UserFactory(organization=org, role=Role.ADMIN)
+
+
+@pytest.fixture
+def member_user(org):
+    return UserFactory(organization=org, role=Role.MEMBER)
+
+
+@pytest.fixture
+def viewer_user(org):
+    return UserFactory(organization=org, role=Role.VIEWER)
+
+
+@pytest.fixture
+def admin_client(admin_user):
+    return client_for(admin_user)
+
+
+@pytest.fixture
+def member_client(member_user):
+    return client_for(member_user)
+
+
+@pytest.fixture
+def viewer_client(viewer_user):
+    return client_for(viewer_user)
+
+
+@pytest.fixture
+def role_clients(admin_client, member_client, viewer_client):
+    return {Role.ADMIN: admin_client, Role.MEMBER: member_client, Role.VIEWER: viewer_client}
+
+
+@pytest.fixture
+def other_org(db):
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def other_admin_client(other_org):
+    return client_for(UserFactory(organization=other_org, role=Role.ADMIN))

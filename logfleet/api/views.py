@@ -1,0 +1,74 @@
+"""Base views: every API view of LogFleet derives from these.
+
+They add the rate-limit groups of API.md section 1. The limit is applied right after
+authentication (so it keys on the user, the API key or the agent), before permissions,
+and every response of a limited group carries the X-RateLimit-* headers.
+"""
+
+from rest_framework import viewsets
+from rest_framework.views import APIView
+
+from logfleet.api import ratelimit
+from logfleet.api.client import client_ip
+
+
+class RateLimitMixin:
+    #: one of logfleet.api.ratelimit.GROUPS, or None for an unlimited view
+    rate_group: str | None = None
+    #: key anonymous callers by client IP (the public authentication endpoints)
+    rate_limit_anonymous: bool = False
+
+    def get_rate_key(self, request) -> str | None:
+        """Who the counter belongs to; None leaves the request uncounted (it will get a 401)."""
+        user = request.user
+        if user is not None and getattr(user, "is_authenticated", False):
+            return f"user:{user.pk}"
+        if request.auth is not None and hasattr(request.auth, "rate_key"):
+            return request.auth.rate_key
+        if self.rate_limit_anonymous:
+            return f"ip:{client_ip(request)}"
+        return None
+
+    def perform_authentication(self, request):
+        super().perform_authentication(request)
+        if self.rate_group is None:
+            return
+        key = self.get_rate_key(request)
+        if key is not None:
+            ratelimit.enforce(request, group=self.rate_group, key=key)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        usage = getattr(request, "rate_usage", None)
+        if usage is not None:
+            for header, value in usage.headers().items():
+                response[header] = value
+        return response
+
+
+class BaseAPIView(RateLimitMixin, APIView):
+    pass
+
+
+def caller_organization_id(request):
+    """The organization of whoever is calling: the user's, or the API key's."""
+    user = request.user
+    if user is not None and getattr(user, "organization_id", None):
+        return user.organization_id
+    return getattr(request.auth, "organization_id", None)
+
+
+class BaseGenericViewSet(RateLimitMixin, viewsets.GenericViewSet):
+    """Resource viewsets: `queryset` is scoped to the caller's organization here, once.
+
+    Subclasses set `queryset` (with its documented order, ties broken by id) and may narrow it
+    further in `get_queryset()` through `super().get_queryset()`.
+    """
+
+    organization_field = "organization_id"
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no caller
+            return queryset.none()
+        return queryset.filter(**{self.organization_field: caller_organization_id(self.request)})

@@ -1,0 +1,375 @@
+"""LogFleet settings: everything comes from the environment (API.md section 10).
+
+Every variable has a default that runs a bare checkout on SQLite with an in-process
+channel layer and cache. A bad value stops the process at start with the variable's name.
+"""
+
+import os
+import re
+import secrets
+import sys
+import warnings
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+# --- typed environment helpers -------------------------------------------------------------
+
+
+def _fail(name: str, value: str, expected: str):
+    raise ImproperlyConfigured(f"Environment variable {name}={value!r} is invalid: expected {expected}.")
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    _fail(name, raw, "true or false")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        _fail(name, raw, "an integer")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        _fail(name, raw, f"an integer between {minimum} and {maximum}")
+    return value
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*([smh])\s*$")
+
+
+def env_rate(name: str, default: str) -> str:
+    raw = env_str(name, default)
+    match = _RATE_RE.match(raw)
+    if not match or int(match.group(1)) < 1:
+        _fail(name, raw, "a rate such as 10/s, 60/m or 1000/h")
+    return f"{int(match.group(1))}/{match.group(2)}"
+
+
+def env_url(name: str, default: str) -> str:
+    raw = env_str(name, default)
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        _fail(name, raw, "an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def parse_database_url(name: str, raw: str) -> dict:
+    """`sqlite:///relative.db`, `sqlite:////abs/path.db` or `postgres://user:pass@host:port/db?opt=v`."""
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        _fail(name, raw, "sqlite:///path or postgres://user:pass@host:5432/name")
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        if path.startswith("/"):
+            path = path[1:]
+        if not path:
+            _fail(name, raw, "sqlite:///path/to/db.sqlite3")
+        if path != ":memory:" and not Path(path).is_absolute():
+            path = str(BASE_DIR / path)
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": path,
+            # A busy timeout and immediate write transactions (plus WAL, set in logfleet.apps) let
+            # several server processes share one SQLite file without "database is locked" errors.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            # A file, not memory, so that server processes started by the tests can share it.
+            "TEST": {"NAME": str(BASE_DIR / ".test-db.sqlite3")},
+        }
+    if parts.scheme in {"postgres", "postgresql", "pgsql"}:
+        db_name = unquote(parts.path.lstrip("/"))
+        if not db_name:
+            _fail(name, raw, "postgres://user:pass@host:5432/name (the database name is missing)")
+        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": db_name,
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": unquote(parts.hostname or ""),
+            "PORT": str(port or ""),
+            "OPTIONS": options,
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    _fail(name, raw, "a sqlite:// or postgres:// URL")
+
+
+def parse_redis_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        _fail(name, raw, "a redis://host:port/db URL")
+    return raw
+
+
+# --- core ----------------------------------------------------------------------------------
+
+TESTING = "pytest" in sys.modules
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    SECRET_KEY = "dev-insecure-" + secrets.token_urlsafe(48)
+    if not TESTING:
+        warnings.warn(
+            "SECRET_KEY is not set: using a random development key. Tokens will not survive a restart "
+            "and several processes will not accept each other's tokens. Set SECRET_KEY in production.",
+            stacklevel=1,
+        )
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+PORT = env_int("PORT", 8080, minimum=1, maximum=65535)
+PUBLIC_URL = env_url("PUBLIC_URL", "http://localhost:8080")
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "logfleet",
+    "accounts",
+    "apikeys",
+    "agents",
+    "metrics",
+    "streaming",
+    "edge",
+]
+
+MIDDLEWARE = [
+    "logfleet.api.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "logfleet.urls"
+ASGI_APPLICATION = "logfleet.asgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- data stores ---------------------------------------------------------------------------
+
+DATABASES = {"default": parse_database_url("DATABASE_URL", env_str("DATABASE_URL", "sqlite:///db.sqlite3"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    parse_redis_url("REDIS_URL", REDIS_URL)
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "logfleet",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "logfleet"},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "logfleet"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- authentication ------------------------------------------------------------------------
+
+AUTH_USER_MODEL = "accounts.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+JWT_ACCESS_TTL = env_int("JWT_ACCESS_TTL", 86400, minimum=60)
+JWT_REFRESH_TTL = env_int("JWT_REFRESH_TTL", 1209600, minimum=60)
+PASSWORD_RESET_TTL = env_int("PASSWORD_RESET_TTL", 3600, minimum=60)
+INVITE_TTL = env_int("INVITE_TTL", 604800, minimum=60)
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=JWT_ACCESS_TTL),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=JWT_REFRESH_TTL),
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": SECRET_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "UPDATE_LAST_LOGIN": False,
+}
+
+# --- API -----------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SessionJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["logfleet.api.permissions.IsOrganizationUser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "logfleet.api.pagination.EnvelopePagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "logfleet.api.exceptions.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "logfleet.api.negotiation.FallbackContentNegotiation",
+    "UNAUTHENTICATED_USER": None,
+    "DATETIME_FORMAT": "iso-8601",
+    "URL_FORMAT_OVERRIDE": "format",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LogFleet API",
+    "DESCRIPTION": (
+        "Control plane for edge log fleets. People authenticate with `Authorization: Bearer <JWT>`, "
+        "edge agents with `X-API-Key`. Every error is `{error, message, details}`; every list is "
+        "`{items, total, page, page_size}`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Request bodies: 1 MiB in general, 5 MiB for the edge pushes (metrics and stream lines).
+MAX_BODY_BYTES = 1024 * 1024
+MAX_EDGE_PUSH_BODY_BYTES = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_EDGE_PUSH_BODY_BYTES
+
+# --- rate limits (API.md section 1) --------------------------------------------------------
+
+RATE_LIMITS = {
+    "auth": env_rate("LOGFLEET_RATE_AUTH", "10/m"),
+    "dashboard": env_rate("LOGFLEET_RATE_DASHBOARD", "60/m"),
+    "agents": env_rate("LOGFLEET_RATE_AGENTS", "100/m"),
+    "edge": env_rate("LOGFLEET_RATE_EDGE", "1000/m"),
+    "streaming": env_rate("LOGFLEET_RATE_STREAMING", "10/m"),
+}
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_CACHE_PREFIX = "rl:"
+# The embedded default runs one process, where a local-memory cache is exactly right.
+SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+# --- product settings ----------------------------------------------------------------------
+
+AGENT_OFFLINE_AFTER = env_int("AGENT_OFFLINE_AFTER", 90, minimum=1)
+STREAM_MAX_LINES_PER_SECOND = env_int("STREAM_MAX_LINES_PER_SECOND", 500, minimum=1)
+STREAM_MAX_ACTIVE_PER_AGENT = env_int("STREAM_MAX_ACTIVE_PER_AGENT", 5, minimum=1)
+STREAM_MAX_ACTIVE_PER_ORG = env_int("STREAM_MAX_ACTIVE_PER_ORG", 20, minimum=1)
+METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 30, minimum=1)
+METRIC_MAX_SERIES_PER_NAME = env_int("METRIC_MAX_SERIES_PER_NAME", 1000, minimum=1)
+API_KEY_ENV = env_str("API_KEY_ENV", "prod")
+if API_KEY_ENV not in {"prod", "dev"}:
+    _fail("API_KEY_ENV", API_KEY_ENV, "prod or dev")
+
+# --- email ---------------------------------------------------------------------------------
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"))
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "LogFleet <noreply@localhost>")
+
+# --- i18n, static files --------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# The app serves its own static files (Swagger UI, admin) also with DEBUG=false and no collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- security ------------------------------------------------------------------------------
+
+_HTTPS = PUBLIC_URL.startswith("https://")
+SESSION_COOKIE_SECURE = _HTTPS
+CSRF_COOKIE_SECURE = _HTTPS
+CSRF_TRUSTED_ORIGINS = [PUBLIC_URL]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if _HTTPS:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- logging -------------------------------------------------------------------------------
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "django.channels.server": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,166 @@
+"""API.md section 0 and 9: the envelope on every error, content types, sizes, operations endpoints."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from logfleet import views as ops_views
+from logfleet.testing import assert_error
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("path", ["/nope", "/api/v1/nope", "/api/v1/auth/login/extra", "/api/v2/auth/login"])
+def test_unknown_urls_answer_404_in_the_envelope(api_client, path):
+    r = api_client.get(path)
+    assert r["Content-Type"] == "application/json"
+    assert_error(r, 404, "not_found")
+
+
+def test_unknown_urls_are_json_also_in_debug_mode(api_client, settings):
+    settings.DEBUG = True
+    assert_error(api_client.get("/api/v1/missing"), 404, "not_found")
+
+
+def test_wrong_method_is_405(api_client):
+    assert_error(api_client.get("/api/v1/auth/login"), 405, "method_not_allowed")
+
+
+def test_other_content_types_are_415(api_client):
+    r = api_client.post("/api/v1/auth/login", "email=a&password=b", content_type="application/x-www-form-urlencoded")
+    assert_error(r, 415, "unsupported_media_type")
+
+
+def test_malformed_json_is_a_parse_error(api_client):
+    r = api_client.post("/api/v1/auth/login", '{"email": ', content_type="application/json")
+    assert_error(r, 400, "parse_error")
+
+
+def test_a_json_body_that_is_not_an_object_is_a_validation_error(api_client):
+    r = api_client.post("/api/v1/auth/login", "[1, 2]", content_type="application/json")
+    assert_error(r, 400, "validation_error")
+
+
+def test_bodies_over_one_mebibyte_are_413_before_parsing(api_client):
+    body = '{"email": "' + "a" * (1024 * 1024) + '"}'
+    r = api_client.post("/api/v1/auth/login", body, content_type="application/json")
+    body = assert_error(r, 413, "payload_too_large")
+    assert body["details"]["max_bytes"] == 1024 * 1024
+
+
+def test_edge_pushes_may_carry_five_mebibytes(api_client):
+    two_mib = "x" * (2 * 1024 * 1024)
+    big = api_client.post("/api/v1/edge/agents/x/metrics", two_mib, content_type="application/json")
+    assert big.status_code != 413
+    too_big = api_client.post(
+        "/api/v1/edge/agents/x/stream", "x" * (5 * 1024 * 1024 + 1), content_type="application/json"
+    )
+    assert_error(too_big, 413, "payload_too_large")
+
+
+def test_unexpected_exceptions_are_a_500_envelope_without_a_traceback(api_client, monkeypatch):
+    def explode(**kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("accounts.services.user_login", explode)
+    r = api_client.post("/api/v1/auth/login", {"email": "a@example.com", "password": "x"}, format="json")
+    body = assert_error(r, 500, "internal_error")
+    assert "secret internals" not in r.content.decode()
+    assert body["details"] == {}
+
+
+def test_a_database_outage_is_a_503(api_client, monkeypatch):
+    from django.db import OperationalError
+
+    def unavailable(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("accounts.services.user_login", unavailable)
+    r = api_client.post("/api/v1/auth/login", {"email": "a@example.com", "password": "x"}, format="json")
+    assert_error(r, 503, "service_unavailable")
+
+
+def test_html_is_never_the_answer_even_when_asked_for(api_client):
+    r = api_client.get("/api/v1/auth/me", HTTP_ACCEPT="text/html")
+    assert r["Content-Type"] == "application/json"
+    assert_error(r, 401, "not_authenticated")
+
+
+def test_healthz(api_client):
+    r = api_client.get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def test_readyz_reports_its_checks(api_client):
+    r = api_client.get("/readyz")
+    assert r.status_code == 200, r.json()
+    expected_redis = "ok" if settings.REDIS_URL else "not configured"
+    assert r.json() == {"status": "ok", "checks": {"database": "ok", "redis": expected_redis}}
+
+
+def test_readyz_is_503_when_a_check_fails(api_client, monkeypatch):
+    def broken():
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(ops_views, "_check_redis", broken)
+    r = api_client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["status"] == "unavailable"
+    assert r.json()["checks"]["database"] == "ok"
+    assert "redis is down" in r.json()["checks"]["redis"]
+
+
+def test_openapi_schema_in_yaml_and_json(api_client):
+    r = api_client.get("/api/v1/schema")
+    assert r.status_code == 200
+    schema = yaml.safe_load(r.content)
+    assert schema["openapi"].startswith("3.")
+    assert "/api/v1/auth/login" in schema["paths"]
+    as_json = api_client.get("/api/v1/schema", {"format": "json"})
+    assert as_json.status_code == 200 and as_json["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    assert as_json.json()["paths"].keys() == schema["paths"].keys()
+    members = schema["paths"]["/api/v1/organization/members"]["get"]["responses"]["200"]
+    ref = members["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][ref]["required"]) == {"items", "total", "page", "page_size"}
+
+
+def test_swagger_ui_is_served_from_local_static_files(api_client, settings):
+    settings.DEBUG = False
+    r = api_client.get("/api/v1/docs")
+    assert r.status_code == 200 and b"swagger-ui" in r.content
+    assert b"cdn" not in r.content.lower()
+    asset = APIClient().get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+
+
+def test_admin_login_page_is_served(api_client):
+    r = api_client.get("/admin/login/")
+    assert r.status_code == 200 and b"<form" in r.content
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("LOGFLEET_RATE_EDGE", "abc"),
+        ("DATABASE_URL", "mysql://nope"),
+        ("DATABASE_URL", "postgres://host:notaport/db"),
+        ("AGENT_OFFLINE_AFTER", "soon"),
+        ("DEBUG", "maybe"),
+        ("PUBLIC_URL", "localhost"),
+    ],
+)
+def test_a_bad_setting_stops_the_process_naming_the_variable(variable, value):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR,
+        env={"PATH": "/usr/bin:/bin", variable: value, "SECRET_KEY": "x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert variable in result.stderr

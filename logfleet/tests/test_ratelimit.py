@@ -1,0 +1,118 @@
+"""API.md section 1: groups, keys, headers and 429."""
+
+import time
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.tests.factories import UserFactory
+from conftest import client_for
+from logfleet.testing import assert_error
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "/api/v1/auth/login"
+FORGOT = "/api/v1/auth/forgot-password"
+
+
+@pytest.fixture
+def limits(settings):
+    def set_limits(**rates):
+        settings.RATE_LIMITS = {**settings.RATE_LIMITS, **rates}
+
+    return set_limits
+
+
+def bad_login(client, **extra):
+    return client.post(LOGIN, {"email": "nobody@example.com", "password": "x"}, format="json", **extra)
+
+
+def test_headers_count_down_and_the_request_over_the_limit_gets_429(limits):
+    limits(auth="3/m")
+    client = APIClient()
+    remaining = []
+    for _ in range(3):
+        r = bad_login(client)
+        assert r.status_code == 401
+        assert r["X-RateLimit-Limit"] == "3"
+        remaining.append(int(r["X-RateLimit-Remaining"]))
+        reset = int(r["X-RateLimit-Reset"])
+        assert time.time() < reset <= time.time() + 61
+    assert remaining == [2, 1, 0]
+    r = bad_login(client)
+    assert_error(r, 429, "rate_limited")
+    assert r["X-RateLimit-Remaining"] == "0"
+    assert 1 <= int(r["Retry-After"]) <= 60
+
+
+def test_one_counter_per_group_not_per_endpoint(limits):
+    limits(auth="2/m")
+    client = APIClient()
+    assert bad_login(client).status_code == 401
+    assert client.post(FORGOT, {"email": "a@example.com"}, format="json").status_code == 202
+    assert_error(client.post("/api/v1/auth/refresh", {"refresh_token": "x"}, format="json"), 429)
+
+
+def test_anonymous_auth_endpoints_are_keyed_by_client_ip(limits):
+    limits(auth="1/m")
+    assert bad_login(APIClient(), REMOTE_ADDR="10.0.0.1").status_code == 401
+    assert_error(bad_login(APIClient(), REMOTE_ADDR="10.0.0.1"), 429)
+    assert bad_login(APIClient(), REMOTE_ADDR="10.0.0.2").status_code == 401
+
+
+def test_forwarded_for_is_ignored_unless_proxies_are_trusted(limits, settings):
+    limits(auth="1/m")
+    assert bad_login(APIClient(), HTTP_X_FORWARDED_FOR="1.1.1.1").status_code == 401
+    assert_error(bad_login(APIClient(), HTTP_X_FORWARDED_FOR="2.2.2.2"), 429)
+
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert bad_login(APIClient(), HTTP_X_FORWARDED_FOR="9.9.9.9, 3.3.3.3").status_code == 401
+    assert_error(bad_login(APIClient(), HTTP_X_FORWARDED_FOR="8.8.8.8, 3.3.3.3"), 429)
+    assert bad_login(APIClient(), HTTP_X_FORWARDED_FOR="3.3.3.3, 4.4.4.4").status_code == 401
+
+
+def test_logged_in_groups_are_keyed_by_user(limits, org):
+    limits(dashboard="2/m")
+    alice, bob = client_for(UserFactory(organization=org)), client_for(UserFactory(organization=org))
+    for _ in range(2):
+        assert alice.get("/api/v1/auth/me").status_code == 200
+    assert_error(alice.get("/api/v1/organization"), 429, "rate_limited")
+    r = bob.get("/api/v1/auth/me")
+    assert r.status_code == 200 and r["X-RateLimit-Remaining"] == "1"
+
+
+def test_logout_and_change_password_count_against_the_user_not_the_ip(limits, org):
+    limits(auth="1/m")
+    alice, bob = client_for(UserFactory(organization=org)), client_for(UserFactory(organization=org))
+    assert alice.post("/api/v1/auth/logout").status_code == 204
+    assert bob.post("/api/v1/auth/logout").status_code == 204
+
+
+def test_unauthenticated_requests_to_user_groups_carry_no_rate_headers(limits):
+    r = APIClient().get("/api/v1/auth/me")
+    assert_error(r, 401)
+    assert "X-RateLimit-Limit" not in r
+
+
+def test_forbidden_requests_still_carry_the_headers(viewer_client):
+    r = viewer_client.get("/api/v1/audit-events")
+    assert_error(r, 403, "permission_denied")
+    assert r["X-RateLimit-Limit"] == "60"
+
+
+def test_endpoints_outside_the_groups_are_not_limited(limits):
+    limits(auth="1/m", dashboard="1/m")
+    for _ in range(3):
+        r = APIClient().get("/healthz")
+        assert r.status_code == 200 and "X-RateLimit-Limit" not in r
+
+
+def test_a_counter_store_outage_lets_requests_through(limits, monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr("logfleet.api.ratelimit.get_usage", down)
+    limits(auth="1/m")
+    for _ in range(3):
+        r = bad_login(APIClient())
+        assert r.status_code == 401 and "X-RateLimit-Limit" not in r

@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from logfleet import views
+
+api_v1 = [
+    path("", include("accounts.urls")),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("healthz", views.HealthView.as_view(), name="healthz"),
+    path("readyz", views.ReadyView.as_view(), name="readyz"),
+    path("admin", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    # Anything else is a JSON 404 in the error envelope, also with DEBUG=true.
+    re_path(r"^(?!admin/|static/).*$", views.not_found),
+]
+
+handler400 = "logfleet.views.bad_request"
+handler403 = "logfleet.views.permission_denied"
+handler404 = "logfleet.views.not_found"
+handler500 = "logfleet.views.server_error"

@@ -1,0 +1,89 @@
+"""Operations endpoints and the JSON answers for paths and errors outside the API views."""
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from logfleet.api.exceptions import error_response
+
+logger = logging.getLogger("logfleet.ops")
+
+
+class HealthView(APIView):
+    """Liveness: the process answers. No dependencies checked."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(tags=["operations"], responses=inline_serializer("Health", {"status": serializers.CharField()}))
+    def get(self, request):
+        return Response({"status": "ok"})
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return "ok"
+
+
+def _check_redis() -> str:
+    if not settings.REDIS_URL:
+        return "not configured"
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return "ok"
+
+
+class ReadyView(APIView):
+    """Readiness: the database answers, and Redis when REDIS_URL is set."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        tags=["operations"],
+        responses={
+            200: inline_serializer("Ready", {"status": serializers.CharField(), "checks": serializers.DictField()}),
+            503: inline_serializer("NotReady", {"status": serializers.CharField(), "checks": serializers.DictField()}),
+        },
+    )
+    def get(self, request):
+        checks, healthy = {}, True
+        for name, check in (("database", _check_database), ("redis", _check_redis)):
+            try:
+                checks[name] = check()
+            except Exception as exc:  # any failure of a dependency makes us not ready
+                logger.warning("readiness check %s failed: %s", name, exc)
+                checks[name] = f"error: {exc.__class__.__name__}: {exc}"
+                healthy = False
+        return Response(
+            {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
+        )
+
+
+def not_found(request, exception=None, **kwargs):
+    return error_response(404, message=f"No such endpoint: {request.path}" if exception is None else None)
+
+
+def bad_request(request, exception=None):
+    return error_response(400, message="Bad request")
+
+
+def permission_denied(request, exception=None):
+    return error_response(403)
+
+
+def server_error(request):
+    return error_response(500)
