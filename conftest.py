@@ -79,3 +79,26 @@ def other_org(db):
 @pytest.fixture
 def other_admin_client(other_org):
     return client_for(UserFactory(organization=other_org, role=Role.ADMIN))
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Move the service's clock: `clock.advance(seconds)`. Patches django.utils.timezone.now."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    real_now = timezone.now
+
+    class Clock:
+        offset = timedelta(0)
+
+        def advance(self, seconds: float):
+            self.offset += timedelta(seconds=seconds)
+
+        def now(self):
+            return real_now() + self.offset
+
+    instance = Clock()
+    monkeypatch.setattr(timezone, "now", instance.now)
+    return instance

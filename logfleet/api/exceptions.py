@@ -122,8 +122,11 @@ def flatten_errors(detail, prefix: str = "") -> dict[str, str]:
     out: dict[str, str] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            field = "non_field_errors" if key in ("non_field_errors", "__all__") and not prefix else str(key)
-            out.update(flatten_errors(value, f"{prefix}.{field}" if prefix else field))
+            if key in ("non_field_errors", "__all__"):
+                # An error of the object as a whole belongs to the object's own path.
+                out.update(flatten_errors(value, prefix or "non_field_errors"))
+            else:
+                out.update(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
     elif isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
             if detail:
@@ -149,6 +152,18 @@ def error_response(status_code: int, **kwargs) -> JsonResponse:
     return JsonResponse(error_body(status_code, **kwargs), status=status_code)
 
 
+def _database_unavailable(exc: Exception) -> bool:
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.startswith("sqlite3"):
+        # SQLite reports SQL mistakes as OperationalError too; only contention is "unavailable".
+        return any(word in str(cause) for word in ("locked", "busy", "unable to open"))
+    return True
+
+
 def _translate(exc: Exception) -> exceptions.APIException | None:
     if isinstance(exc, exceptions.APIException):
         return exc
@@ -158,8 +173,8 @@ def _translate(exc: Exception) -> exceptions.APIException | None:
         return exceptions.PermissionDenied()
     if isinstance(exc, DjangoValidationError):
         return exceptions.ValidationError(as_serializer_error(exc))
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        # The database went away (restart, failover): a retryable 503, not a bug.
+    if _database_unavailable(exc):
+        # The database went away (restart, failover) or is busy: a retryable 503, not a bug.
         logger.warning("database unavailable: %s", exc)
         return ServiceUnavailable("The database is unavailable; retry shortly")
     return None

@@ -1,0 +1,245 @@
+"""Everything in agents that writes: CRUD, configuration, edge registration and heartbeats."""
+
+import uuid
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from accounts.services import audit_record
+from agents import bundle
+from agents import config as agent_config
+from agents.models import Agent, ConfigState
+from logfleet.api.exceptions import Conflict, VersionConflict
+
+NAME_TAKEN = "An agent with this name already exists in the organization"
+
+
+def _name_conflict() -> Conflict:
+    return Conflict(NAME_TAKEN, details={"name": "already used by another agent"})
+
+
+def agent_refresh_config_hash(*, agent: Agent) -> Agent:
+    """Recompute what the agent should run and store its hash (one UPDATE when it changed)."""
+    new_hash = bundle.bundle_hash(agent)
+    if new_hash != agent.config_hash:
+        agent.config_hash = new_hash
+        Agent.objects.filter(pk=agent.pk).update(config_hash=new_hash)
+    return agent
+
+
+def agents_refresh_config_hash(*, organization_id) -> int:
+    """Recompute every agent of an organization (after a change that may concern any of them)."""
+    changed = 0
+    for agent in Agent.objects.filter(organization_id=organization_id):
+        before = agent.config_hash
+        if agent_refresh_config_hash(agent=agent).config_hash != before:
+            changed += 1
+    return changed
+
+
+@transaction.atomic
+def agent_create(
+    *,
+    organization: Organization,
+    name: str,
+    description: str = "",
+    labels: dict | None = None,
+    actor,
+    ip_address: str | None = None,
+) -> Agent:
+    try:
+        with transaction.atomic():
+            agent = Agent.objects.create(
+                organization=organization, name=name, description=description, labels=labels or {}
+            )
+    except IntegrityError:
+        raise _name_conflict() from None
+    agent_refresh_config_hash(agent=agent)
+    audit_record(
+        organization=organization,
+        action="agent.created",
+        actor=actor,
+        ip_address=ip_address,
+        target_type="agent",
+        target_id=agent.pk,
+        metadata={"name": name},
+    )
+    return agent
+
+
+@transaction.atomic
+def agent_update(*, agent: Agent, actor, ip_address: str | None = None, **changes) -> Agent:
+    changed = {field: value for field, value in changes.items() if getattr(agent, field) != value}
+    if not changed:
+        return agent
+    for field, value in changed.items():
+        setattr(agent, field, value)
+    try:
+        with transaction.atomic():
+            agent.save(update_fields=[*changed, "updated_at"])
+    except IntegrityError:
+        raise _name_conflict() from None
+    if "labels" in changed:  # which metric configs select the agent may have changed
+        agent_refresh_config_hash(agent=agent)
+    audit_record(
+        organization=agent.organization,
+        action="agent.updated",
+        actor=actor,
+        ip_address=ip_address,
+        target_type="agent",
+        target_id=agent.pk,
+        metadata={"fields": sorted(changed)},
+    )
+    return agent
+
+
+@transaction.atomic
+def agent_delete(*, agent: Agent, actor, ip_address: str | None = None) -> None:
+    audit_record(
+        organization=agent.organization,
+        action="agent.deleted",
+        actor=actor,
+        ip_address=ip_address,
+        target_type="agent",
+        target_id=agent.pk,
+        metadata={"name": agent.name},
+    )
+    agent.delete()
+
+
+@transaction.atomic
+def agent_config_update(*, agent: Agent, version: int, config: dict, actor, ip_address: str | None = None) -> Agent:
+    """Optimistic locking: one conditional UPDATE on the version the client read."""
+    now = timezone.now()
+    updated = Agent.objects.filter(pk=agent.pk, config_version=version).update(
+        config=config, config_version=version + 1, config_updated_at=now, updated_at=now
+    )
+    if not updated:
+        current = Agent.objects.filter(pk=agent.pk).values_list("config_version", flat=True).first()
+        raise VersionConflict(current_version=current)
+    agent.refresh_from_db()
+    agent_refresh_config_hash(agent=agent)
+    audit_record(
+        organization=agent.organization,
+        action="agent_config.updated",
+        actor=actor,
+        ip_address=ip_address,
+        target_type="agent",
+        target_id=agent.pk,
+        metadata={"version": agent.config_version, "hash": agent_config.content_hash(agent.config)},
+    )
+    return agent
+
+
+# --- edge ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def agent_register(
+    *,
+    organization_id,
+    name: str,
+    hostname: str,
+    os: str,
+    version: str,
+    labels: dict,
+    ip_address: str | None,
+    key_id,
+    actor_email: str,
+) -> tuple[Agent, bool]:
+    """Idempotent by name: (agent, created). An existing agent gets its hostname, os, version and
+    address refreshed; its labels belong to the people managing the fleet and stay as they are."""
+    now = timezone.now()
+    reported = {"hostname": hostname, "os": os, "version": version, "ip_address": ip_address}
+    agent = Agent.objects.select_for_update().filter(organization_id=organization_id, name=name).first()
+    created = agent is None
+    if created:
+        try:
+            with transaction.atomic():
+                agent = Agent.objects.create(
+                    organization_id=organization_id,
+                    name=name,
+                    labels=labels,
+                    registered_at=now,
+                    registered_by_key_id=key_id,
+                    **reported,
+                )
+        except IntegrityError:  # registered concurrently: take the winner's row
+            agent = Agent.objects.select_for_update().get(organization_id=organization_id, name=name)
+            created = False
+        else:
+            agent_refresh_config_hash(agent=agent)
+    if not created:
+        for field, value in reported.items():
+            setattr(agent, field, value)
+        agent.registered_at = agent.registered_at or now
+        agent.registered_by_key_id = key_id
+        agent.save(update_fields=[*reported, "registered_at", "registered_by_key", "updated_at"])
+    audit_record(
+        organization=agent.organization,
+        action="agent.registered",
+        actor_type="api_key",
+        actor_id=key_id,
+        actor_email=actor_email,
+        ip_address=ip_address,
+        target_type="agent",
+        target_id=agent.pk,
+        metadata={"name": name, "created": created},
+    )
+    return agent, created
+
+
+def agent_heartbeat(
+    *,
+    organization_id,
+    agent_id: uuid.UUID,
+    status: str,
+    ip_address: str | None,
+    version: str | None = None,
+    system_metrics: dict | None = None,
+    config_report: dict | None = None,
+) -> str | None:
+    """Record a heartbeat with one UPDATE ... RETURNING and no prior SELECT.
+
+    Returns the agent's current config hash, or None when the agent is not of the organization.
+    """
+    fields = Agent._meta
+    values: dict[str, object] = {
+        "reported_status": status,
+        "last_heartbeat_at": timezone.now(),
+        "ip_address": ip_address,
+    }
+    if version is not None:
+        values["version"] = version
+    if system_metrics is not None:
+        values["system_metrics"] = system_metrics
+    if config_report is not None:
+        values["config_report_hash"] = config_report["hash"]
+        values["config_report_state"] = config_report["state"]
+        values["config_errors"] = config_report.get("errors", [])
+        if config_report["state"] == ConfigState.APPLIED:
+            values["applied_config_hash"] = config_report["hash"]
+    values["updated_at"] = values["last_heartbeat_at"]
+
+    qn = connection.ops.quote_name
+    assignments, params = [], []
+    for name, value in values.items():
+        field = fields.get_field(name)
+        assignments.append(f"{qn(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    id_field, org_field = fields.get_field("id"), fields.get_field("organization")
+    params += [
+        id_field.get_db_prep_value(agent_id, connection),
+        org_field.get_db_prep_value(organization_id, connection),
+    ]
+    # Only quoted identifiers from the model's metadata are interpolated; values are parameters.
+    sql = (
+        f"UPDATE {qn(fields.db_table)} SET {', '.join(assignments)} "  # noqa: S608
+        f"WHERE {qn(id_field.column)} = %s AND {qn(org_field.column)} = %s "
+        f"RETURNING {qn(fields.get_field('config_hash').column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None

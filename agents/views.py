@@ -1,0 +1,130 @@
+from django.db.models import F, Q
+from django.db.models.fields.json import KeyTransform
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from agents import services
+from agents.models import Agent
+from agents.serializers import (
+    AgentConfigSerializer,
+    AgentConfigUpdateSerializer,
+    AgentFilterSerializer,
+    AgentSerializer,
+    AgentWriteSerializer,
+)
+from logfleet.api.client import client_ip
+from logfleet.api.exceptions import VersionConflict
+from logfleet.api.permissions import MemberWrites
+from logfleet.api.views import BaseGenericViewSet
+
+ORDER_BY = {
+    "name": [F("name").asc(), "id"],
+    "-name": [F("name").desc(), "id"],
+    "created_at": [F("created_at").asc(), "id"],
+    "-created_at": [F("created_at").desc(), "id"],
+    "last_heartbeat_at": [F("last_heartbeat_at").asc(nulls_last=True), "id"],
+    "-last_heartbeat_at": [F("last_heartbeat_at").desc(nulls_last=True), "id"],
+}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Agents (default order: name)",
+        parameters=[
+            OpenApiParameter("status", str, enum=["online", "offline", "error"]),
+            OpenApiParameter("label", str, many=True, description="`key:value`; repeat to require several"),
+            OpenApiParameter("search", str, description="Substring of the name or hostname (case-insensitive)"),
+            OpenApiParameter(
+                "ordering",
+                str,
+                enum=AgentFilterSerializer.ORDERINGS,
+                description="Never-seen agents sort last by last_heartbeat_at",
+            ),
+        ],
+    ),
+    create=extend_schema(
+        summary="Pre-provision an agent", request=AgentWriteSerializer, responses={201: AgentSerializer}
+    ),
+    partial_update=extend_schema(request=AgentWriteSerializer(partial=True), responses={200: AgentSerializer}),
+    destroy=extend_schema(responses={204: None}),
+)
+@extend_schema(tags=["agents"])
+class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGenericViewSet):
+    rate_group = "agents"
+    permission_classes = [MemberWrites]
+    serializer_class = AgentSerializer
+    queryset = Agent.objects.all()
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        queryset = super().get_queryset().with_status()
+        if self.action != "list":
+            return queryset
+        filters = AgentFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        if "status" in data:
+            queryset = queryset.filter(status=data["status"])
+        for index, (key, value) in enumerate(data.get("label", [])):
+            alias = f"label_{index}"
+            queryset = queryset.alias(**{alias: KeyTransform(key, "labels")}).filter(**{alias: value})
+        if data.get("search"):
+            queryset = queryset.filter(Q(name__icontains=data["search"]) | Q(hostname__icontains=data["search"]))
+        return queryset.order_by(*ORDER_BY[data["ordering"]])
+
+    def _reload(self, agent: Agent) -> Agent:
+        return Agent.objects.with_status().get(pk=agent.pk)
+
+    def create(self, request):
+        serializer = AgentWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        agent = services.agent_create(
+            organization=request.user.organization,
+            actor=request.user,
+            ip_address=client_ip(request),
+            **serializer.validated_data,
+        )
+        return Response(AgentSerializer(self._reload(agent)).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, pk=None):
+        agent = self.get_object()
+        serializer = AgentWriteSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        agent = services.agent_update(
+            agent=agent, actor=request.user, ip_address=client_ip(request), **serializer.validated_data
+        )
+        return Response(AgentSerializer(self._reload(agent)).data)
+
+    def destroy(self, request, pk=None):
+        services.agent_delete(agent=self.get_object(), actor=request.user, ip_address=client_ip(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        methods=["GET"], summary="The agent's configuration, defaults filled in", responses={200: AgentConfigSerializer}
+    )
+    @extend_schema(
+        methods=["PUT"],
+        summary="Replace the configuration; `version` must be the current one",
+        request=AgentConfigUpdateSerializer,
+        responses={200: AgentConfigSerializer, 409: OpenApiResponse(description="version_conflict")},
+    )
+    @action(detail=True, methods=["get", "put"])
+    def config(self, request, pk=None):
+        agent = self.get_object()
+        if request.method == "GET":
+            return Response(AgentConfigSerializer.of(agent))
+        serializer = AgentConfigUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = serializer.validated_data["version"]
+        if version != agent.config_version:
+            raise VersionConflict(current_version=agent.config_version)
+        agent = services.agent_config_update(
+            agent=agent,
+            version=version,
+            config=serializer.validated_data["config"],
+            actor=request.user,
+            ip_address=client_ip(request),
+        )
+        return Response(AgentConfigSerializer.of(agent))

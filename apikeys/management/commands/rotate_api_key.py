@@ -1,0 +1,48 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from apikeys import services
+from apikeys.management.commands._common import key_by_id_or_prefix, key_data, print_json
+from apikeys.serializers import MAX_GRACE_SECONDS
+from logfleet.api.exceptions import APIError
+
+
+class Command(BaseCommand):
+    help = (
+        "Rotate an API key: create a new key with the same name and permissions and let the old one "
+        "work until the grace period ends. Prints the new raw key (shown only this once)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("key", help="id or prefix (lf_prod_aBcDeFgH) of the key to rotate")
+        parser.add_argument(
+            "--grace-seconds",
+            type=int,
+            default=services.DEFAULT_GRACE_SECONDS,
+            help=f"how long the old key keeps working, 0-{MAX_GRACE_SECONDS} (default 86400; 0 stops it at once)",
+        )
+        parser.add_argument("--json", action="store_true", help="print the new key and its record as JSON")
+
+    def handle(self, *args, **options):
+        grace = options["grace_seconds"]
+        if not 0 <= grace <= MAX_GRACE_SECONDS:
+            raise CommandError(f"--grace-seconds must be between 0 and {MAX_GRACE_SECONDS}")
+        old = key_by_id_or_prefix(options["key"])
+        try:
+            new, raw = services.api_key_rotate(key=old, grace_seconds=grace, actor=services.Actor())
+        except APIError as exc:
+            raise CommandError(str(exc.detail)) from None
+        old.refresh_from_db()
+        if options["json"]:
+            print_json(
+                self,
+                {
+                    "api_key": key_data(new),
+                    "raw_key": raw,
+                    "previous": {"id": str(old.id), "expires_at": old.expires_at.isoformat()},
+                },
+            )
+            return
+        self.stdout.write(self.style.SUCCESS(f"Rotated {old.key_prefix} into {new.id} ({new.key_prefix})"))
+        self.stdout.write(f"The old key works until {old.expires_at.isoformat()}.")
+        self.stdout.write("Store the new key now; it will not be shown again:")
+        self.stdout.write(raw)

@@ -1,0 +1,230 @@
+"""API keys: creation (the raw key is returned once), rotation, revocation and authentication.
+
+Authentication reads the key's record from the shared cache (Redis in production) and falls
+back to one indexed query by prefix. Revocation and rotation write the fresh record into that
+cache after they commit, and authentication only ever *adds* to it, so a request that read the
+database just before a revocation cannot put a stale "active" record back: a revoked key fails
+on the very next request on every process.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import ActorType, Organization, User
+from accounts.services import audit_record
+from apikeys import keys
+from apikeys.models import APIKey, APIKeyStatus
+from logfleet.api.exceptions import Conflict
+
+logger = logging.getLogger("logfleet.apikeys")
+
+RECORD_TTL = 300  # seconds a key's record may be served from the cache
+LAST_USED_EVERY = 60  # seconds between writes of last_used_at for one key
+DEFAULT_GRACE_SECONDS = 86400
+
+
+@dataclass(frozen=True)
+class KeyPrincipal:
+    """What a request authenticated with an API key knows about its key (`request.auth`)."""
+
+    id: str
+    organization_id: str
+    name: str
+    permissions: frozenset[str]
+
+    @property
+    def rate_key(self) -> str:
+        return f"apikey:{self.id}"
+
+    def has(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who performs a key operation: a user through the API, or an operator through manage.py."""
+
+    user: User | None = None
+    ip_address: str | None = None
+
+    def audit(self) -> dict:
+        if self.user is not None:
+            return {"actor": self.user, "ip_address": self.ip_address}
+        return {"actor_type": ActorType.CLI, "actor_email": "manage.py"}
+
+
+def _cache_key(prefix: str) -> str:
+    return f"apikey:{prefix}"
+
+
+def _records(prefix: str) -> list[dict]:
+    return [
+        {
+            "id": str(key.id),
+            "organization_id": str(key.organization_id),
+            "name": key.name,
+            "hash": key.key_hash,
+            "permissions": list(key.permissions),
+            "expires_at": key.expires_at.timestamp() if key.expires_at else None,
+            "revoked": key.revoked_at is not None,
+        }
+        for key in APIKey.objects.filter(key_prefix=prefix)
+    ]
+
+
+def _publish(prefix: str) -> None:
+    """Write the committed state of the keys with this prefix into the shared cache."""
+    try:
+        cache.set(_cache_key(prefix), _records(prefix), RECORD_TTL)
+    except Exception:
+        logger.warning("could not publish API key %s to the cache", prefix, exc_info=True)
+
+
+def _publish_on_commit(prefix: str) -> None:
+    """Drop the cached record now and write the committed state once the transaction commits.
+
+    Dropping it at once makes the change visible even before the commit callback runs; writing
+    it after the commit overwrites any stale record a concurrent request added in between.
+    """
+    try:
+        cache.delete(_cache_key(prefix))
+    except Exception:
+        logger.warning("could not drop API key %s from the cache", prefix, exc_info=True)
+    transaction.on_commit(lambda: _publish(prefix))
+
+
+def authenticate(raw_key: str) -> KeyPrincipal | None:
+    """The principal of a valid, active key; None for malformed, unknown, expired or revoked keys."""
+    prefix = keys.parse_prefix(raw_key)
+    if prefix is None:
+        return None  # refused before any I/O
+    try:
+        records = cache.get(_cache_key(prefix))
+    except Exception:
+        logger.warning("API key cache unavailable; reading the database", exc_info=True)
+        records = None
+    if records is None:
+        records = _records(prefix)
+        try:
+            cache.add(_cache_key(prefix), records, RECORD_TTL)
+        except Exception:
+            logger.debug("could not cache API key %s", prefix, exc_info=True)
+    for record in records:
+        if not keys.matches(raw_key, record["hash"]):
+            continue
+        if record["revoked"]:
+            return None
+        if record["expires_at"] is not None and record["expires_at"] <= timezone.now().timestamp():
+            return None
+        _touch(record["id"])
+        return KeyPrincipal(
+            id=record["id"],
+            organization_id=record["organization_id"],
+            name=record["name"],
+            permissions=frozenset(record["permissions"]),
+        )
+    return None
+
+
+def _touch(key_id: str) -> None:
+    """last_used_at, written at most once a minute per key (one atomic cache ADD decides who writes)."""
+    try:
+        due = cache.add(f"apikey-used:{key_id}", 1, LAST_USED_EVERY)
+    except Exception:
+        due = False
+    if due:
+        APIKey.objects.filter(id=key_id).update(last_used_at=timezone.now())
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    organization: Organization,
+    name: str,
+    permissions: list[str],
+    expires_at: datetime | None = None,
+    actor: Actor,
+    replaces: APIKey | None = None,
+) -> tuple[APIKey, str]:
+    """A new key and its raw value, which is shown this once and never stored."""
+    raw = keys.generate()
+    key = APIKey.objects.create(
+        organization=organization,
+        name=name,
+        key_prefix=keys.parse_prefix(raw),
+        key_hash=keys.hash_key(raw),
+        permissions=sorted(set(permissions)),
+        expires_at=expires_at,
+        created_by=actor.user,
+        replaces=replaces,
+    )
+    _publish_on_commit(key.key_prefix)
+    if replaces is None:
+        audit_record(
+            organization=organization,
+            action="api_key.created",
+            target_type="api_key",
+            target_id=key.pk,
+            metadata={"name": name, "key_prefix": key.key_prefix, "permissions": key.permissions},
+            **actor.audit(),
+        )
+    return key, raw
+
+
+@transaction.atomic
+def api_key_revoke(*, key: APIKey, actor: Actor) -> APIKey:
+    """Idempotent: revoking a revoked key changes nothing and records nothing."""
+    now = timezone.now()
+    if APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now):
+        audit_record(
+            organization=key.organization,
+            action="api_key.revoked",
+            target_type="api_key",
+            target_id=key.pk,
+            metadata={"name": key.name, "key_prefix": key.key_prefix},
+            **actor.audit(),
+        )
+    _publish_on_commit(key.key_prefix)
+    key.refresh_from_db()
+    return key
+
+
+@transaction.atomic
+def api_key_rotate(*, key: APIKey, grace_seconds: int = DEFAULT_GRACE_SECONDS, actor: Actor) -> tuple[APIKey, str]:
+    """A new key with the same name and permissions; the old one works until the grace ends."""
+    key = APIKey.objects.select_for_update().get(pk=key.pk)
+    now = timezone.now()
+    status = key.status_at(now)
+    if status != APIKeyStatus.ACTIVE:
+        raise Conflict(f"Only an active key can be rotated; this one is {status}", details={"status": status})
+    grace_end = now + timedelta(seconds=grace_seconds)
+    key.expires_at = grace_end if key.expires_at is None else min(key.expires_at, grace_end)
+    key.save(update_fields=["expires_at"])
+    _publish_on_commit(key.key_prefix)
+    new_key, raw = api_key_create(
+        organization=key.organization,
+        name=key.name,
+        permissions=key.permissions,
+        expires_at=None,
+        actor=actor,
+        replaces=key,
+    )
+    audit_record(
+        organization=key.organization,
+        action="api_key.rotated",
+        target_type="api_key",
+        target_id=new_key.pk,
+        metadata={
+            "name": key.name,
+            "previous_id": str(key.pk),
+            "previous_expires_at": key.expires_at.isoformat(),
+            "key_prefix": new_key.key_prefix,
+        },
+        **actor.audit(),
+    )
+    return new_key, raw

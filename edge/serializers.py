@@ -1,0 +1,51 @@
+from rest_framework import serializers
+
+from agents.serializers import LabelsField
+
+
+class RegisterSerializer(serializers.Serializer):
+    name = serializers.CharField(min_length=1, max_length=128)
+    hostname = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    os = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    version = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    labels = LabelsField(required=False, default=dict)
+
+
+class ConfigErrorSerializer(serializers.Serializer):
+    config_id = serializers.CharField(required=False, max_length=64)
+    metric = serializers.CharField(required=False, max_length=128)
+    message = serializers.CharField(max_length=1024)
+
+
+class ConfigReportSerializer(serializers.Serializer):
+    hash = serializers.CharField(max_length=128)
+    state = serializers.ChoiceField(choices=["applied", "failed"])
+    errors = ConfigErrorSerializer(many=True, required=False, max_length=100)
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    """Documents the heartbeat body; validation is edge.heartbeat.parse (the same rules, faster)."""
+
+    status = serializers.ChoiceField(choices=["online", "offline", "error"])
+    version = serializers.CharField(required=False, max_length=64)
+    metrics = serializers.DictField(required=False, help_text="Host metrics (cpu, memory, disk, ...), ≤ 16 KiB")
+    config_status = ConfigReportSerializer(required=False)
+
+
+class CompatHeartbeatSerializer(HeartbeatSerializer):
+    agent_id = serializers.UUIDField()
+
+
+class StreamInstructionSerializer(serializers.Serializer):
+    session_id = serializers.UUIDField()
+    action = serializers.ChoiceField(choices=["start", "stop"])
+    filters = serializers.DictField()
+    filter_query = serializers.CharField(allow_null=True)
+    expires_at = serializers.DateTimeField()
+
+
+class HeartbeatResponseSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["acknowledged"])
+    server_time = serializers.DateTimeField()
+    config_hash = serializers.CharField()
+    streams = StreamInstructionSerializer(many=True)
