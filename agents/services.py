@@ -1,5 +1,6 @@
 """Everything in agents that writes: CRUD, configuration, edge registration and heartbeats."""
 
+import functools
 import uuid
 
 from django.db import IntegrityError, connection, transaction
@@ -190,6 +191,18 @@ def agent_register(
     return agent, created
 
 
+@functools.cache
+def _heartbeat_sql(field_names: tuple[str, ...], vendor: str) -> str:
+    """UPDATE ... RETURNING for this set of fields (built once per set; identifiers only)."""
+    meta, qn = Agent._meta, connection.ops.quote_name
+    assignments = ", ".join(f"{qn(meta.get_field(name).column)} = %s" for name in field_names)
+    return (
+        f"UPDATE {qn(meta.db_table)} SET {assignments} "  # noqa: S608
+        f"WHERE {qn(meta.get_field('id').column)} = %s AND {qn(meta.get_field('organization').column)} = %s "
+        f"RETURNING {qn(meta.get_field('config_hash').column)}"
+    )
+
+
 def agent_heartbeat(
     *,
     organization_id,
@@ -204,10 +217,11 @@ def agent_heartbeat(
 
     Returns the agent's current config hash, or None when the agent is not of the organization.
     """
-    fields = Agent._meta
+    now = timezone.now()
     values: dict[str, object] = {
         "reported_status": status,
-        "last_heartbeat_at": timezone.now(),
+        "last_heartbeat_at": now,
+        "updated_at": now,
         "ip_address": ip_address,
     }
     if version is not None:
@@ -220,26 +234,12 @@ def agent_heartbeat(
         values["config_errors"] = config_report.get("errors", [])
         if config_report["state"] == ConfigState.APPLIED:
             values["applied_config_hash"] = config_report["hash"]
-    values["updated_at"] = values["last_heartbeat_at"]
 
-    qn = connection.ops.quote_name
-    assignments, params = [], []
-    for name, value in values.items():
-        field = fields.get_field(name)
-        assignments.append(f"{qn(field.column)} = %s")
-        params.append(field.get_db_prep_save(value, connection))
-    id_field, org_field = fields.get_field("id"), fields.get_field("organization")
-    params += [
-        id_field.get_db_prep_value(agent_id, connection),
-        org_field.get_db_prep_value(organization_id, connection),
-    ]
-    # Only quoted identifiers from the model's metadata are interpolated; values are parameters.
-    sql = (
-        f"UPDATE {qn(fields.db_table)} SET {', '.join(assignments)} "  # noqa: S608
-        f"WHERE {qn(id_field.column)} = %s AND {qn(org_field.column)} = %s "
-        f"RETURNING {qn(fields.get_field('config_hash').column)}"
-    )
+    meta = Agent._meta
+    params = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
+    params.append(meta.pk.get_db_prep_value(agent_id, connection))
+    params.append(meta.get_field("organization").get_db_prep_value(organization_id, connection))
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_heartbeat_sql(tuple(values), connection.vendor), params)
         row = cursor.fetchone()
     return row[0] if row else None

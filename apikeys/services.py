@@ -8,6 +8,7 @@ on the very next request on every process.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -131,8 +132,20 @@ def authenticate(raw_key: str) -> KeyPrincipal | None:
     return None
 
 
+# key id → monotonic time this process last asked the shared cache whether a write is due
+_touched_here: dict[str, float] = {}
+
+
 def _touch(key_id: str) -> None:
-    """last_used_at, written at most once a minute per key (one atomic cache ADD decides who writes)."""
+    """last_used_at, written at most once a minute per key.
+
+    One atomic cache ADD across all processes decides who writes; a process that asked less
+    than a minute ago does not even ask, so steady traffic costs no cache call here.
+    """
+    now = time.monotonic()
+    if now - _touched_here.get(key_id, -LAST_USED_EVERY) < LAST_USED_EVERY:
+        return
+    _touched_here[key_id] = now
     try:
         due = cache.add(f"apikey-used:{key_id}", 1, LAST_USED_EVERY)
     except Exception:

@@ -146,6 +146,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 PORT = env_int("PORT", 8080, minimum=1, maximum=65535)
 PUBLIC_URL = env_url("PUBLIC_URL", "http://localhost:8080")
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+# Threads per server process that run the (synchronous) Django views.
+HTTP_WORKER_THREADS = env_int("HTTP_WORKER_THREADS", 8, minimum=1, maximum=256)
 
 INSTALLED_APPS = [
     "daphne",
@@ -210,7 +212,7 @@ if REDIS_URL:
     parse_redis_url("REDIS_URL", REDIS_URL)
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "logfleet.cache.SharedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "logfleet",
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},

@@ -1,4 +1,5 @@
-"""Helpers the test suites of every app share: the resource battery and live server processes."""
+"""Helpers the test suites (and the benchmarks) of every app share: the resource battery and
+live server processes."""
 
 import os
 import socket
@@ -132,7 +133,7 @@ def database_url_of_test_db() -> str:
 class LiveServer:
     """A Daphne process serving logfleet.asgi on a free port, sharing the tests' database and Redis."""
 
-    def __init__(self, env: dict[str, str] | None = None):
+    def __init__(self, env: dict[str, str] | None = None, *, access_log: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {
@@ -145,8 +146,11 @@ class LiveServer:
         if settings.REDIS_URL:
             full_env["REDIS_URL"] = settings.REDIS_URL
         self.log = open(BASE_DIR / f".live-server-{self.port}.log", "w+")  # noqa: SIM115
+        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        if not access_log:
+            command += ["--access-log", os.devnull]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "logfleet.asgi:application"],
+            [*command, "logfleet.asgi:application"],
             cwd=BASE_DIR,
             env=full_env,
             stdout=self.log,
