@@ -1,14 +1,13 @@
 """Everything in agents that writes: CRUD, configuration, edge registration and heartbeats."""
 
-import functools
 import uuid
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.services import audit_record
-from agents import bundle
+from agents import bundle, heartbeats
 from agents import config as agent_config
 from agents.models import Agent, ConfigState
 from logfleet.api.exceptions import Conflict, VersionConflict
@@ -26,6 +25,7 @@ def agent_refresh_config_hash(*, agent: Agent) -> Agent:
     if new_hash != agent.config_hash:
         agent.config_hash = new_hash
         Agent.objects.filter(pk=agent.pk).update(config_hash=new_hash)
+        heartbeats.identity_changed(agent.pk)
     return agent
 
 
@@ -191,18 +191,6 @@ def agent_register(
     return agent, created
 
 
-@functools.cache
-def _heartbeat_sql(field_names: tuple[str, ...], vendor: str) -> str:
-    """UPDATE ... RETURNING for this set of fields (built once per set; identifiers only)."""
-    meta, qn = Agent._meta, connection.ops.quote_name
-    assignments = ", ".join(f"{qn(meta.get_field(name).column)} = %s" for name in field_names)
-    return (
-        f"UPDATE {qn(meta.db_table)} SET {assignments} "  # noqa: S608
-        f"WHERE {qn(meta.get_field('id').column)} = %s AND {qn(meta.get_field('organization').column)} = %s "
-        f"RETURNING {qn(meta.get_field('config_hash').column)}"
-    )
-
-
 def agent_heartbeat(
     *,
     organization_id,
@@ -213,10 +201,11 @@ def agent_heartbeat(
     system_metrics: dict | None = None,
     config_report: dict | None = None,
 ) -> str | None:
-    """Record a heartbeat with one UPDATE ... RETURNING and no prior SELECT.
-
-    Returns the agent's current config hash, or None when the agent is not of the organization.
-    """
+    """Acknowledge a heartbeat: the agent's current config hash, or None when it is not an agent
+    of the organization. The write itself goes through the heartbeat writer (agents.heartbeats)."""
+    identity = heartbeats.agent_identity(agent_id)
+    if identity is None or identity.organization_id != str(organization_id):
+        return None
     now = timezone.now()
     values: dict[str, object] = {
         "reported_status": status,
@@ -234,12 +223,5 @@ def agent_heartbeat(
         values["config_errors"] = config_report.get("errors", [])
         if config_report["state"] == ConfigState.APPLIED:
             values["applied_config_hash"] = config_report["hash"]
-
-    meta = Agent._meta
-    params = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
-    params.append(meta.pk.get_db_prep_value(agent_id, connection))
-    params.append(meta.get_field("organization").get_db_prep_value(organization_id, connection))
-    with connection.cursor() as cursor:
-        cursor.execute(_heartbeat_sql(tuple(values), connection.vendor), params)
-        row = cursor.fetchone()
-    return row[0] if row else None
+    heartbeats.writer.submit(agent_id, values)
+    return identity.config_hash

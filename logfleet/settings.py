@@ -98,6 +98,7 @@ def parse_database_url(name: str, raw: str) -> dict:
             # A busy timeout and immediate write transactions (plus WAL, set in logfleet.apps) let
             # several server processes share one SQLite file without "database is locked" errors.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            "CONN_MAX_AGE": 600,
             # A file, not memory, so that server processes started by the tests can share it.
             "TEST": {"NAME": str(BASE_DIR / ".test-db.sqlite3")},
         }
@@ -225,7 +226,15 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "logfleet"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "logfleet",
+            # Rate-limit counters, key records and agent identities: one entry each per agent or
+            # key, so the default of 300 entries would cull them all the time.
+            "OPTIONS": {"MAX_ENTRIES": 200_000},
+        }
+    }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- authentication ------------------------------------------------------------------------
@@ -316,6 +325,8 @@ SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_
 # --- product settings ----------------------------------------------------------------------
 
 AGENT_OFFLINE_AFTER = env_int("AGENT_OFFLINE_AFTER", 90, minimum=1)
+# Heartbeats are written in bulk this often (seconds); 0 writes each one before answering it.
+HEARTBEAT_FLUSH_SECONDS = env_int("HEARTBEAT_FLUSH_SECONDS", 1, minimum=0, maximum=10)
 STREAM_MAX_LINES_PER_SECOND = env_int("STREAM_MAX_LINES_PER_SECOND", 500, minimum=1)
 STREAM_MAX_ACTIVE_PER_AGENT = env_int("STREAM_MAX_ACTIVE_PER_AGENT", 5, minimum=1)
 STREAM_MAX_ACTIVE_PER_ORG = env_int("STREAM_MAX_ACTIVE_PER_ORG", 20, minimum=1)

@@ -221,9 +221,9 @@ def test_a_heartbeat_costs_one_query_when_warm(edge_client, org, django_assert_n
         assert edge_client.post(heartbeat_url(agent.pk), body, format="json").status_code == 200
 
 
-def test_a_cold_heartbeat_costs_at_most_three_queries(edge_client, org, django_assert_max_num_queries):
+def test_a_cold_heartbeat_costs_at_most_four_queries(edge_client, org, django_assert_max_num_queries):
     agent = AgentFactory(organization=org)
-    with django_assert_max_num_queries(3):  # key lookup, last_used_at, the heartbeat
+    with django_assert_max_num_queries(4):  # key lookup, last_used_at, agent identity, the write
         assert edge_client.post(heartbeat_url(agent.pk), {"status": "online"}, format="json").status_code == 200
 
 
@@ -246,3 +246,28 @@ def test_register_is_rate_limited_per_key(org, settings):
     assert first.post(REGISTER, {"name": "a"}, format="json").status_code == 201
     assert_error(first.post(REGISTER, {"name": "b"}, format="json"), 429)
     assert second.post(REGISTER, {"name": "b"}, format="json").status_code == 201
+
+
+def test_buffered_heartbeats_are_written_in_bulk_by_the_writer(edge_client, org, settings, monkeypatch):
+    from agents.heartbeats import writer
+
+    settings.HEARTBEAT_FLUSH_SECONDS = 1
+    monkeypatch.setattr(writer, "_start", lambda: None)  # this test flushes by hand, not on a thread
+    agents = [AgentFactory(organization=org) for _ in range(3)]
+    for agent in agents:
+        r = edge_client.post(heartbeat_url(agent.pk), {"status": "online"}, format="json")
+        assert r.status_code == 200 and r.json()["config_hash"] == agent.config_hash
+    edge_client.post(heartbeat_url(agents[0].pk), {"status": "error", "version": "9"}, format="json")
+    assert writer.pending() == 3
+    assert not Agent.objects.filter(last_heartbeat_at__isnull=False).exists()
+    assert writer.flush() == 3
+    assert Agent.objects.filter(last_heartbeat_at__isnull=False).count() == 3
+    first = Agent.objects.get(pk=agents[0].pk)
+    assert (first.reported_status, first.version) == ("error", "9")
+
+
+def test_a_deleted_agents_heartbeat_is_404_even_after_it_was_cached(edge_client, member_client, org):
+    agent = AgentFactory(organization=org)
+    assert edge_client.post(heartbeat_url(agent.pk), {"status": "online"}, format="json").status_code == 200
+    assert member_client.delete(f"/api/v1/agents/{agent.pk}").status_code == 204
+    assert_error(edge_client.post(heartbeat_url(agent.pk), {"status": "online"}, format="json"), 404)
