@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from agents import config as agent_config
 
-# name → function(agent) returning the JSON-serialisable part of the bundle it owns
+# name → function(agent, memo) returning the JSON-serialisable part of the bundle it owns; `memo`
+# is a dict shared by one refresh of many agents, for what they have in common.
 _contributors: dict[str, Callable] = {}
 
 
@@ -17,12 +18,13 @@ def register_contributor(name: str, contributor: Callable) -> None:
     _contributors[name] = contributor
 
 
-def build(agent) -> dict:
+def build(agent, memo: dict | None = None) -> dict:
+    memo = {} if memo is None else memo
     bundle = {"agent_config": agent_config.normalize(agent.config)}
     for name, contributor in sorted(_contributors.items()):
-        bundle[name] = contributor(agent)
+        bundle[name] = contributor(agent, memo)
     return bundle
 
 
-def bundle_hash(agent) -> str:
-    return agent_config.content_hash(build(agent))
+def bundle_hash(agent, memo: dict | None = None) -> str:
+    return agent_config.content_hash(build(agent, memo))

@@ -19,9 +19,9 @@ def _name_conflict() -> Conflict:
     return Conflict(NAME_TAKEN, details={"name": "already used by another agent"})
 
 
-def agent_refresh_config_hash(*, agent: Agent) -> Agent:
+def agent_refresh_config_hash(*, agent: Agent, memo: dict | None = None) -> Agent:
     """Recompute what the agent should run and store its hash (one UPDATE when it changed)."""
-    new_hash = bundle.bundle_hash(agent)
+    new_hash = bundle.bundle_hash(agent, memo)
     if new_hash != agent.config_hash:
         agent.config_hash = new_hash
         Agent.objects.filter(pk=agent.pk).update(config_hash=new_hash)
@@ -31,10 +31,10 @@ def agent_refresh_config_hash(*, agent: Agent) -> Agent:
 
 def agents_refresh_config_hash(*, organization_id) -> int:
     """Recompute every agent of an organization (after a change that may concern any of them)."""
-    changed = 0
+    changed, memo = 0, {}
     for agent in Agent.objects.filter(organization_id=organization_id):
         before = agent.config_hash
-        if agent_refresh_config_hash(agent=agent).config_hash != before:
+        if agent_refresh_config_hash(agent=agent, memo=memo).config_hash != before:
             changed += 1
     return changed
 

@@ -49,3 +49,35 @@ class HeartbeatResponseSerializer(serializers.Serializer):
     server_time = serializers.DateTimeField()
     config_hash = serializers.CharField()
     streams = StreamInstructionSerializer(many=True)
+
+
+class SyncConfigSerializer(serializers.Serializer):
+    hash = serializers.CharField(help_text="The agent's config_hash; also the ETag")
+    agent_config = serializers.DictField()
+    configs = serializers.ListField(child=serializers.DictField(), help_text="Enabled metric configs that select it")
+
+
+class SampleSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=["counter", "gauge", "histogram"])
+    labels = serializers.DictField(child=serializers.CharField(), required=False)
+    timestamp = serializers.CharField(help_text="ISO 8601 with offset, or Unix seconds (a number)")
+    value = serializers.FloatField(required=False, help_text="counter increment or gauge value")
+    histogram = serializers.DictField(required=False, help_text='{count, sum, buckets{le: cumulative count, "+Inf"}}')
+
+
+class MetricsPushSerializer(serializers.Serializer):
+    batch_id = serializers.CharField(required=False, max_length=128)
+    samples = SampleSerializer(many=True, max_length=10_000)
+
+
+class SampleErrorSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    message = serializers.CharField()
+
+
+class IngestResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    errors = SampleErrorSerializer(many=True)
+    duplicate = serializers.BooleanField()

@@ -3,11 +3,12 @@
 import uuid
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from agents import config as agent_config
 from agents import services as agent_services
 from agents.models import Agent
 from agents.serializers import AgentSerializer
@@ -17,10 +18,16 @@ from edge.serializers import (
     CompatHeartbeatSerializer,
     HeartbeatResponseSerializer,
     HeartbeatSerializer,
+    IngestResultSerializer,
+    MetricsPushSerializer,
     RegisterSerializer,
+    SyncConfigSerializer,
 )
 from logfleet.api.client import client_ip
 from logfleet.api.views import BaseAPIView
+from metrics import configs as metric_configs
+from metrics import ingest
+from metrics.serializers import MetricConfigSerializer
 
 AGENT_NOT_FOUND = "No such agent in the organization of this API key"
 
@@ -109,3 +116,87 @@ class CompatHeartbeatView(EdgeView):
     def post(self, request):
         fields = heartbeat.parse(request.data, with_agent_id=True)
         return _acknowledge(request, fields["agent_id"], fields)
+
+
+def _agent_of_key(request, agent_id) -> Agent:
+    agent = Agent.objects.filter(pk=agent_id, organization_id=request.auth.organization_id).first()
+    if agent is None:
+        raise NotFound(AGENT_NOT_FOUND)
+    return agent
+
+
+def _sync(request, agent: Agent) -> Response:
+    memo: dict = {}
+    configs = metric_configs.configs_for_agent(agent, memo)
+    # The hash of what we are about to answer (the agent's stored config_hash, refreshed if stale).
+    agent_services.agent_refresh_config_hash(agent=agent, memo=memo)
+    etag = f'"{agent.config_hash}"'
+    if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+        return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+    body = {
+        "hash": agent.config_hash,
+        "agent_config": agent_config.normalize(agent.config),
+        "configs": MetricConfigSerializer(configs, many=True).data,
+    }
+    return Response(body, headers={"ETag": etag})
+
+
+@extend_schema(
+    tags=["edge"],
+    summary="Everything the agent should run (ETag; 304 when unchanged)",
+    responses={200: SyncConfigSerializer, 304: OpenApiResponse(description="unchanged (If-None-Match)")},
+)
+class SyncConfigView(EdgeView):
+    permission_classes = [requires_key_permission("edge:metrics")]
+
+    def get(self, request, agent_id: uuid.UUID):
+        return _sync(request, _agent_of_key(request, agent_id))
+
+
+@extend_schema(
+    tags=["edge"],
+    summary="Everything the agent should run (compat: ?agent_id=)",
+    parameters=[OpenApiParameter("agent_id", str, required=True)],
+    responses={200: SyncConfigSerializer, 304: OpenApiResponse(description="unchanged (If-None-Match)")},
+)
+class CompatSyncConfigView(EdgeView):
+    permission_classes = [requires_key_permission("edge:metrics")]
+
+    def get_rate_key(self, request):
+        agent_id = request.query_params.get("agent_id")
+        return f"agent:{agent_id[:64]}" if agent_id else super().get_rate_key(request)
+
+    def get(self, request):
+        errors: dict = {}
+        agent_id = heartbeat.parse_agent_id(request.query_params.get("agent_id"), errors)
+        if errors:
+            raise ValidationError(errors)
+        return _sync(request, _agent_of_key(request, agent_id))
+
+
+@extend_schema(
+    tags=["edge"],
+    summary="Push metric samples (idempotent per batch_id)",
+    request=MetricsPushSerializer,
+    responses={202: IngestResultSerializer},
+)
+class MetricsPushView(EdgeView):
+    permission_classes = [requires_key_permission("edge:metrics")]
+
+    def post(self, request, agent_id: uuid.UUID):
+        agent = _agent_of_key(request, agent_id)
+        data = request.data
+        if not isinstance(data, dict):
+            raise ValidationError({"non_field_errors": "the body must be a JSON object"})
+        samples, batch_id = data.get("samples"), data.get("batch_id")
+        errors = {}
+        if not isinstance(samples, list):
+            errors["samples"] = "must be a list of samples"
+        elif len(samples) > ingest.MAX_SAMPLES:
+            errors["samples"] = f"at most {ingest.MAX_SAMPLES} samples per batch"
+        if batch_id is not None and (not isinstance(batch_id, str) or not 1 <= len(batch_id) <= 128):
+            errors["batch_id"] = "must be a string of 1 to 128 characters"
+        if errors:
+            raise ValidationError(errors)
+        result = ingest.ingest(agent=agent, batch_id=batch_id, samples=samples)
+        return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)

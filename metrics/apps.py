@@ -2,5 +2,10 @@ from django.apps import AppConfig
 
 
 class MetricsConfig(AppConfig):
-    default_auto_field = "django.db.models.BigAutoField"
     name = "metrics"
+
+    def ready(self):
+        from metrics import configs
+
+        # Matching metric configs are part of what every agent runs (its config_hash).
+        configs.register()

@@ -62,6 +62,9 @@ def test_the_admin_revoke_action(operator_client, org):
         "/admin/accounts/passwordtoken/",
         "/admin/agents/agent/",
         "/admin/apikeys/apikey/",
+        "/admin/metrics/metricconfig/",
+        "/admin/metrics/series/",
+        "/admin/metrics/metricbatch/",
     ],
 )
 def test_every_admin_list_page_renders(operator_client, page, org):

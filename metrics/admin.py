@@ -1,0 +1,54 @@
+from django.contrib import admin
+
+from metrics.models import MetricBatch, MetricConfig, Series
+
+
+@admin.register(MetricConfig)
+class MetricConfigAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "log_source", "enabled", "version", "updated_at"]
+    list_filter = ["enabled", "log_source"]
+    list_select_related = ["organization"]
+    search_fields = ["name", "organization__name", "id"]
+    # Rules change through the API, which validates them and refreshes every agent's config hash.
+    readonly_fields = [
+        "id",
+        "organization",
+        "name",
+        "description",
+        "log_source",
+        "enabled",
+        "agent_selector",
+        "metrics",
+        "version",
+        "hash",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Series)
+class SeriesAdmin(admin.ModelAdmin):
+    list_display = ["name", "type", "agent", "organization", "last_sample_at", "created_at"]
+    list_filter = ["type"]
+    list_select_related = ["agent", "organization"]
+    search_fields = ["name", "agent__name", "organization__name"]
+    readonly_fields = [field.name for field in Series._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(MetricBatch)
+class MetricBatchAdmin(admin.ModelAdmin):
+    list_display = ["batch_id", "agent", "accepted", "received_at"]
+    list_filter = ["received_at"]
+    list_select_related = ["agent"]
+    search_fields = ["batch_id", "agent__name"]
+    readonly_fields = ["agent", "batch_id", "accepted", "received_at"]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,52 @@
+"""`GET /dashboard/summary`: counts across the apps, each section from its owner.
+
+Apps above this one (streaming) register their section at start-up; this app never imports them.
+"""
+
+import time
+from collections.abc import Callable
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from agents.models import Agent
+from apikeys.models import APIKey, APIKeyStatus
+from metrics.models import Sample, Series
+
+_sections: dict[str, Callable[[object], dict]] = {}
+
+
+def register_section(name: str, section: Callable[[object], dict]) -> None:
+    _sections[name] = section
+
+
+def summary(*, organization_id) -> dict:
+    agents = (
+        Agent.objects.filter(organization_id=organization_id)
+        .with_status()
+        .aggregate(
+            total=Count("id"),
+            online=Count("id", filter=Q(status="online")),
+            offline=Count("id", filter=Q(status="offline")),
+            error=Count("id", filter=Q(status="error")),
+        )
+    )
+    series = Series.objects.filter(organization_id=organization_id)
+    hour_ago_ms = int((time.time() - 3600) * 1000)
+    body = {
+        "agents": agents,
+        # Without the streaming app's section there can be no stream sessions.
+        "streams": {"active": 0},
+        "metrics": {
+            "series": series.count(),
+            "samples_last_hour": Sample.objects.filter(series__in=series.values("id"), ts__gte=hour_ago_ms).count(),
+        },
+        "api_keys": {
+            "active": APIKey.objects.filter(organization_id=organization_id)
+            .with_status(APIKeyStatus.ACTIVE, now=timezone.now())
+            .count()
+        },
+    }
+    for name, section in _sections.items():
+        body[name] = section(organization_id)
+    return body

@@ -1,0 +1,365 @@
+"""The log-to-metric extraction engine: pure Python, no Django.
+
+The server validates rules and runs `POST /metric-configs/test` with it; the reference agent
+(edge/agent) extracts metrics with exactly the same code. Patterns are RE2 (google-re2): linear
+time, no look-around, no back-references.
+
+    rules, errors = compile_rules(config["metrics"])     # validation: {"0.pattern": "..."}
+    extractor = Extractor([CompiledConfig(id, log_source, rules)])
+    aggregator = Aggregator()
+    for line in lines:
+        for match in extractor.process(line, source="nginx"):
+            aggregator.add(match)
+    samples = aggregator.flush(timestamp)                  # what the agent pushes for an interval
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import re2
+
+METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+CAPTURE_RE = re.compile(r"^\$(\d{1,2})$")
+MULTIPLY_RE = re.compile(r"^multiply:([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$")
+TYPES = ("counter", "gauge", "histogram")
+TRANSFORMS = {
+    "ms_to_seconds": lambda v: v / 1_000,
+    "us_to_seconds": lambda v: v / 1_000_000,
+    "ns_to_seconds": lambda v: v / 1_000_000_000,
+    "bytes_to_kilobytes": lambda v: v / 1_024,
+    "bytes_to_megabytes": lambda v: v / 1_048_576,
+}
+MAX_RULES = 50
+MAX_BUCKETS = 50
+MAX_LABELS = 32
+MAX_PATTERN_LENGTH = 4096
+MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 1024
+MAX_LABEL_VALUE_LENGTH = 256
+RULE_FIELDS = ("name", "type", "description", "pattern", "labels", "value_capture", "value_transform", "buckets")
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+class RuleError(ValueError):
+    """Rule validation errors: {"<index>.<field>": "message"}."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{key}: {message}" for key, message in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    type: str
+    pattern: str
+    regex: object = field(repr=False, compare=False)
+    labels: tuple[tuple[str, int | None, str], ...] = ()  # (label name, capture group or None, literal)
+    value_group: int | None = None
+    transform: object = field(default=None, repr=False, compare=False)
+    buckets: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Match:
+    metric: str
+    type: str
+    labels: dict[str, str]
+    value: float
+    buckets: tuple[float, ...] = ()
+
+
+def compile_pattern(pattern: str):
+    """The compiled RE2 pattern; raises ValueError with RE2's reason."""
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"invalid RE2 pattern: {reason}") from None
+
+
+def parse_transform(value: str):
+    if value in TRANSFORMS:
+        return TRANSFORMS[value]
+    match = MULTIPLY_RE.match(value)
+    if match:
+        factor = float(match.group(1))
+        if math.isfinite(factor):
+            return lambda v: v * factor
+    raise ValueError(f"must be one of {', '.join(TRANSFORMS)} or multiply:<number>")
+
+
+def normalize_labels(labels) -> dict[str, str]:
+    """`{"method": "$1"}`, or the compat list `["method", "status"]` meaning `$1`, `$2`, ..."""
+    if labels is None:
+        return {}
+    if isinstance(labels, list):
+        if not all(isinstance(name, str) for name in labels):
+            raise ValueError("a list of labels must hold label names")
+        return {name: f"${index}" for index, name in enumerate(labels, start=1)}
+    if isinstance(labels, dict):
+        return labels
+    raise ValueError("must be an object of label names to capture references or literal strings")
+
+
+def _group(reference, field_name: str, groups: int, errors: dict, prefix: str) -> int | None:
+    match = CAPTURE_RE.match(reference) if isinstance(reference, str) else None
+    if match is None:
+        errors[f"{prefix}.{field_name}"] = "must be a capture reference such as $1"
+        return None
+    group = int(match.group(1))
+    if group < 1 or group > groups:
+        errors[f"{prefix}.{field_name}"] = f"refers to group {group} but the pattern has {groups} group(s)"
+        return None
+    return group
+
+
+def validate_rule(raw, index: int) -> tuple[dict | None, Rule | None, dict[str, str]]:
+    """(normalized rule, compiled rule, errors) for one rule; errors are keyed "<index>.<field>"."""
+    prefix = str(index)
+    errors: dict[str, str] = {}
+    if not isinstance(raw, dict):
+        return None, None, {prefix: "must be an object"}
+    for unknown in sorted(set(raw) - set(RULE_FIELDS)):
+        errors[f"{prefix}.{unknown}"] = "unknown field"
+
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        errors[f"{prefix}.name"] = "is required"
+    elif len(name) > MAX_NAME_LENGTH or not METRIC_NAME_RE.match(name):
+        errors[f"{prefix}.name"] = "must match [a-zA-Z_:][a-zA-Z0-9_:]* (at most 200 characters)"
+
+    kind = raw.get("type")
+    if kind not in TYPES:
+        errors[f"{prefix}.type"] = "must be one of counter, gauge, histogram"
+
+    description = raw.get("description") or ""
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
+        errors[f"{prefix}.description"] = f"must be a string of at most {MAX_DESCRIPTION_LENGTH} characters"
+
+    pattern = raw.get("pattern")
+    regex, groups = None, 0
+    if not isinstance(pattern, str) or not pattern:
+        errors[f"{prefix}.pattern"] = "is required"
+    elif len(pattern) > MAX_PATTERN_LENGTH:
+        errors[f"{prefix}.pattern"] = f"must be at most {MAX_PATTERN_LENGTH} characters"
+    else:
+        try:
+            regex = compile_pattern(pattern)
+            groups = regex.groups
+        except ValueError as exc:
+            errors[f"{prefix}.pattern"] = str(exc)
+
+    labels: dict[str, str] = {}
+    compiled_labels = []
+    try:
+        labels = normalize_labels(raw.get("labels"))
+    except ValueError as exc:
+        errors[f"{prefix}.labels"] = str(exc)
+    if len(labels) > MAX_LABELS:
+        errors[f"{prefix}.labels"] = f"at most {MAX_LABELS} labels"
+    for label, template in labels.items():
+        if not isinstance(label, str) or not LABEL_NAME_RE.match(label) or label.startswith("__"):
+            errors[f"{prefix}.labels.{label}"] = "label names match [a-zA-Z_][a-zA-Z0-9_]* and may not start with __"
+            continue
+        if not isinstance(template, str) or len(template) > MAX_LABEL_VALUE_LENGTH:
+            errors[f"{prefix}.labels.{label}"] = f"must be a string of at most {MAX_LABEL_VALUE_LENGTH} characters"
+            continue
+        if template.startswith("$") and regex is not None:
+            group = _group(template, f"labels.{label}", groups, errors, prefix)
+            compiled_labels.append((label, group, ""))
+        else:
+            compiled_labels.append((label, None, template))
+
+    value_capture = raw.get("value_capture")
+    value_transform = raw.get("value_transform")
+    value_group, transform = None, None
+    if kind == "counter" and value_capture is not None:
+        errors[f"{prefix}.value_capture"] = "a counter counts matching lines; value_capture is not allowed"
+    elif kind in ("gauge", "histogram"):
+        if value_capture is None:
+            errors[f"{prefix}.value_capture"] = f"is required for a {kind}"
+        elif regex is not None:
+            value_group = _group(value_capture, "value_capture", groups, errors, prefix)
+    if value_transform is not None:
+        if value_capture is None:
+            errors[f"{prefix}.value_transform"] = "is only allowed with value_capture"
+        elif not isinstance(value_transform, str):
+            errors[f"{prefix}.value_transform"] = "must be a string"
+        else:
+            try:
+                transform = parse_transform(value_transform)
+            except ValueError as exc:
+                errors[f"{prefix}.value_transform"] = str(exc)
+
+    buckets = raw.get("buckets")
+    clean_buckets: list[float] = []
+    if kind == "histogram":
+        if not isinstance(buckets, list) or not 1 <= len(buckets) <= MAX_BUCKETS:
+            errors[f"{prefix}.buckets"] = f"a histogram needs 1 to {MAX_BUCKETS} bucket bounds"
+        elif not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in buckets):
+            errors[f"{prefix}.buckets"] = "bucket bounds must be finite numbers"
+        elif any(later <= earlier for earlier, later in pairwise(buckets)):
+            errors[f"{prefix}.buckets"] = "bucket bounds must be strictly increasing"
+        else:
+            clean_buckets = [float(b) for b in buckets]
+    elif buckets is not None:
+        errors[f"{prefix}.buckets"] = "only a histogram has buckets"
+
+    if errors:
+        return None, None, errors
+    normalized = {
+        "name": name,
+        "type": kind,
+        "description": description,
+        "pattern": pattern,
+        "labels": labels,
+        "value_capture": value_capture,
+        "value_transform": value_transform,
+        "buckets": clean_buckets or None,
+    }
+    rule = Rule(
+        name=name,
+        type=kind,
+        pattern=pattern,
+        regex=regex,
+        labels=tuple(compiled_labels),
+        value_group=value_group,
+        transform=transform,
+        buckets=tuple(clean_buckets),
+    )
+    return normalized, rule, {}
+
+
+def compile_rules(metrics) -> tuple[list[dict], list[Rule]]:
+    """Validate and compile a config's rules; raises RuleError naming each bad field."""
+    if not isinstance(metrics, list):
+        raise RuleError({"": "must be a list of rules"})
+    if not 1 <= len(metrics) <= MAX_RULES:
+        raise RuleError({"": f"a config has 1 to {MAX_RULES} rules"})
+    errors: dict[str, str] = {}
+    normalized, rules, seen = [], [], {}
+    for index, raw in enumerate(metrics):
+        clean, rule, rule_errors = validate_rule(raw, index)
+        errors.update(rule_errors)
+        if rule is None:
+            continue
+        if rule.name in seen:
+            errors[f"{index}.name"] = f"duplicates the name of rule {seen[rule.name]}"
+            continue
+        seen[rule.name] = index
+        normalized.append(clean)
+        rules.append(rule)
+    if errors:
+        raise RuleError(errors)
+    return normalized, rules
+
+
+@dataclass(frozen=True)
+class CompiledConfig:
+    id: str
+    log_source: str  # a source name, or "*" for every source
+    rules: tuple[Rule, ...]
+
+
+class Extractor:
+    """Applies every rule of every config to each line of the sources they name."""
+
+    def __init__(self, configs: list[CompiledConfig]):
+        self._by_source: dict[str, list[Rule]] = {}
+        self._everywhere: list[Rule] = []
+        for config in configs:
+            if config.log_source == "*":
+                self._everywhere.extend(config.rules)
+            else:
+                self._by_source.setdefault(config.log_source, []).extend(config.rules)
+
+    def rules_for(self, source: str | None) -> list[Rule]:
+        if source is None:
+            return [*self._everywhere, *(rule for rules in self._by_source.values() for rule in rules)]
+        return [*self._by_source.get(source, ()), *self._everywhere]
+
+    def process(self, line: str, source: str | None = None) -> list[Match]:
+        return match_line(self.rules_for(source), line)
+
+
+def match_line(rules, line: str) -> list[Match]:
+    matches = []
+    for rule in rules:
+        found = rule.regex.search(line)
+        if found is None:
+            continue
+        labels = {
+            name: (found.group(group) or "") if group is not None else literal for name, group, literal in rule.labels
+        }
+        if rule.value_group is None:
+            value = 1.0
+        else:
+            try:
+                value = float(found.group(rule.value_group) or "")
+            except ValueError:
+                continue  # a captured value that is not a number skips the line
+            if rule.transform is not None:
+                value = rule.transform(value)
+            if not math.isfinite(value):
+                continue
+        matches.append(Match(rule.name, rule.type, labels, value, rule.buckets))
+    return matches
+
+
+class Aggregator:
+    """Matches of one interval, as samples: counter increments, the last gauge value, and
+    histogram count/sum/cumulative buckets (Prometheus style, "+Inf" included)."""
+
+    def __init__(self):
+        self._series: dict[tuple, dict] = {}
+
+    def __len__(self):
+        return len(self._series)
+
+    def add(self, match: Match) -> None:
+        key = (match.metric, tuple(sorted(match.labels.items())))
+        state = self._series.get(key)
+        if state is None:
+            state = self._series[key] = {"type": match.type, "labels": dict(match.labels)}
+            if match.type == "counter":
+                state["value"] = 0.0
+            elif match.type == "histogram":
+                state.update(count=0, sum=0.0, bounds=match.buckets, counts=[0] * len(match.buckets))
+        if match.type == "counter":
+            state["value"] += match.value
+        elif match.type == "gauge":
+            state["value"] = match.value
+        else:
+            state["count"] += 1
+            state["sum"] += match.value
+            for index, bound in enumerate(state["bounds"]):
+                if match.value <= bound:
+                    state["counts"][index] += 1
+
+    def flush(self, timestamp: float) -> list[dict]:
+        """The interval's samples at `timestamp` (Unix seconds), and a fresh interval."""
+        samples = []
+        for (name, _labels), state in sorted(self._series.items(), key=lambda item: item[0]):
+            sample = {"name": name, "type": state["type"], "labels": state["labels"], "timestamp": timestamp}
+            if state["type"] == "histogram":
+                buckets = {format_bound(b): c for b, c in zip(state["bounds"], state["counts"], strict=True)}
+                buckets["+Inf"] = state["count"]
+                sample["histogram"] = {"count": state["count"], "sum": state["sum"], "buckets": buckets}
+            else:
+                sample["value"] = state["value"]
+            samples.append(sample)
+        self._series = {}
+        return samples
+
+
+def format_bound(bound: float) -> str:
+    """A bucket bound as Prometheus writes `le`: 0.5, 1, 2.5 (no trailing .0)."""
+    return repr(float(bound)).removesuffix(".0") if float(bound).is_integer() else repr(float(bound))

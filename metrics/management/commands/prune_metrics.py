@@ -1,0 +1,71 @@
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from metrics.models import MetricBatch, Sample
+
+
+def prune(*, older_than_days: int, chunk_size: int = 10_000, dry_run: bool = False) -> dict:
+    """Delete samples (and remembered batch ids) older than the retention, a chunk at a time.
+
+    Each chunk is its own short transaction, so the table is never locked for long and the
+    command can run from cron next to live ingestion.
+    """
+    cutoff_ms = int((time.time() - older_than_days * 86400) * 1000)
+    old = Sample.objects.filter(ts__lt=cutoff_ms)
+    if dry_run:
+        return {
+            "samples": old.count(),
+            "batches": MetricBatch.objects.filter(received_at__lt=_cutoff_datetime(older_than_days)).count(),
+            "chunks": 0,
+        }
+    deleted = chunks = 0
+    while True:
+        with transaction.atomic():
+            ids = list(old.order_by().values_list("id", flat=True)[:chunk_size])
+            if not ids:
+                break
+            deleted += Sample.objects.filter(id__in=ids).delete()[0]
+        chunks += 1
+    batches = MetricBatch.objects.filter(received_at__lt=_cutoff_datetime(older_than_days)).delete()[0]
+    return {"samples": deleted, "batches": batches, "chunks": chunks}
+
+
+def _cutoff_datetime(days: int):
+    # Batch ids are kept at least as long as samples, and at least the 7 days an agent may replay.
+    return timezone.now() - timedelta(days=max(days, 8))
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete metric samples older than METRICS_RETENTION_DAYS (or --older-than-days), in chunks of short "
+        "transactions. Safe to run from cron while agents push."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--older-than-days",
+            type=int,
+            default=None,
+            help=f"retention in days (default METRICS_RETENTION_DAYS={settings.METRICS_RETENTION_DAYS})",
+        )
+        parser.add_argument("--chunk-size", type=int, default=10_000, help="samples per transaction (default 10000)")
+        parser.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+
+    def handle(self, *args, **options):
+        days = options["older_than_days"] if options["older_than_days"] is not None else settings.METRICS_RETENTION_DAYS
+        if days < 1:
+            raise CommandError("--older-than-days must be at least 1")
+        if options["chunk_size"] < 1:
+            raise CommandError("--chunk-size must be at least 1")
+        result = prune(older_than_days=days, chunk_size=options["chunk_size"], dry_run=options["dry_run"])
+        verb = "Would delete" if options["dry_run"] else "Deleted"
+        message = f"{verb} {result['samples']} samples older than {days} days"
+        message += f" and {result['batches']} remembered batch ids"
+        if not options["dry_run"]:
+            message += f" in {result['chunks']} chunk(s)"
+        self.stdout.write(self.style.SUCCESS(message))

@@ -1,0 +1,81 @@
+"""Query-string validation of the /metrics read endpoints."""
+
+import re
+import time
+from datetime import datetime
+
+from rest_framework import serializers
+
+from metrics import selectors
+
+MAX_RANGE_SECONDS = 31 * 86400
+MAX_BUCKETS = 11_000
+LABEL_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+class TimeField(serializers.Field):
+    """ISO 8601 with an offset, or Unix seconds; as integer Unix seconds."""
+
+    def to_internal_value(self, data):
+        text = str(data).strip()
+        try:
+            return int(float(text))
+        except ValueError:
+            pass
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise serializers.ValidationError("must be ISO 8601 or Unix seconds") from None
+        if moment.tzinfo is None:
+            raise serializers.ValidationError("must include a time zone offset, for example 2024-01-15T10:30:00Z")
+        return int(moment.timestamp())
+
+
+class LabelFiltersField(serializers.ListField):
+    child = serializers.CharField(max_length=400)
+
+    def to_internal_value(self, data):
+        pairs = []
+        for value in super().to_internal_value(data):
+            key, sep, label = value.partition(":")
+            if not sep or not LABEL_KEY_RE.match(key):
+                raise serializers.ValidationError("each label filter must be key:value")
+            pairs.append((key, label))
+        return tuple(pairs)
+
+
+class SeriesFilterSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=200)
+    agent_id = serializers.UUIDField(required=False)
+    label = LabelFiltersField(required=False, max_length=32)
+
+
+class QueryParamsSerializer(SeriesFilterSerializer):
+    name = serializers.CharField(max_length=200)
+    start = TimeField(required=False)
+    end = TimeField(required=False)
+    step = serializers.IntegerField(required=False, default=60, min_value=10, max_value=86400)
+    agg = serializers.ChoiceField(
+        choices=sorted(set(selectors.SAMPLE_AGGS) | set(selectors.HISTOGRAM_AGGS)), required=False, default="sum"
+    )
+    group_by = serializers.CharField(required=False, allow_blank=True, max_length=400)
+
+    def validate_group_by(self, value):
+        keys = tuple(key.strip() for key in value.split(",") if key.strip())
+        for key in keys:
+            if key != "agent_id" and not LABEL_KEY_RE.match(key):
+                raise serializers.ValidationError(f"{key[:64]!r} is neither agent_id nor a label name")
+        if len(set(keys)) != len(keys) or len(keys) > 10:
+            raise serializers.ValidationError("at most 10 distinct keys")
+        return keys
+
+    def validate(self, attrs):
+        end = attrs.get("end", int(time.time()))
+        start = attrs.get("start", end - 3600)
+        if end <= start:
+            raise serializers.ValidationError({"end": "must be after start"})
+        if end - start > MAX_RANGE_SECONDS:
+            raise serializers.ValidationError({"start": "the range may span at most 31 days"})
+        if (end - start) / attrs["step"] > MAX_BUCKETS:
+            raise serializers.ValidationError({"step": f"the range would have more than {MAX_BUCKETS} buckets"})
+        return {**attrs, "start": start, "end": end, "group_by": attrs.get("group_by", ())}

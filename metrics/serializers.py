@@ -1,0 +1,127 @@
+import re
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from agents.serializers import LabelsField
+from metrics import engine
+from metrics.models import MetricConfig
+
+LOG_SOURCE_RE = re.compile(r"^(\*|[a-z0-9_-]{1,64})$")
+MAX_TEST_LINES = 1000
+MAX_LINE_LENGTH = 65536
+
+
+class MetricRuleSerializer(serializers.Serializer):
+    """Documents a rule; validation is metrics.engine (the same code the agent runs)."""
+
+    name = serializers.CharField(help_text="[a-zA-Z_:][a-zA-Z0-9_:]*, unique within the config")
+    type = serializers.ChoiceField(choices=engine.TYPES)
+    description = serializers.CharField(required=False, default="")
+    pattern = serializers.CharField(help_text="RE2 regular expression (no look-around or back-references)")
+    labels = serializers.DictField(
+        child=serializers.CharField(),
+        required=False,
+        help_text='{"label": "$1" or a literal}; compat: a list of names ["a", "b"] means $1, $2',
+    )
+    value_capture = serializers.CharField(required=False, allow_null=True, help_text="$N; gauge and histogram only")
+    value_transform = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="ms_to_seconds, us_to_seconds, ns_to_seconds, bytes_to_kilobytes, bytes_to_megabytes, "
+        "or multiply:<number>",
+    )
+    buckets = serializers.ListField(child=serializers.FloatField(), required=False, allow_null=True)
+
+
+@extend_schema_field(MetricRuleSerializer(many=True))
+class MetricRulesField(serializers.Field):
+    """A config's rules, validated and normalized by the extraction engine."""
+
+    def to_internal_value(self, data):
+        try:
+            normalized, _rules = engine.compile_rules(data)
+        except engine.RuleError as exc:
+            if "" in exc.errors:  # about the list as a whole
+                raise serializers.ValidationError(exc.errors[""]) from None
+            raise serializers.ValidationError(exc.errors) from None
+        return normalized
+
+    def to_representation(self, value):
+        return value
+
+
+class MetricConfigSerializer(serializers.ModelSerializer):
+    metrics = MetricRulesField()
+    agent_selector = serializers.DictField(child=serializers.CharField(), read_only=True)
+    created_by = serializers.UUIDField(source="created_by_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = MetricConfig
+        fields = [
+            "id",
+            "name",
+            "description",
+            "log_source",
+            "enabled",
+            "agent_selector",
+            "version",
+            "hash",
+            "metrics",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class MetricConfigWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(min_length=1, max_length=128)
+    description = serializers.CharField(max_length=1024, required=False, allow_blank=True, default="")
+    log_source = serializers.RegexField(
+        LOG_SOURCE_RE, required=False, default="*", error_messages={"invalid": "must be * or [a-z0-9_-]{1,64}"}
+    )
+    enabled = serializers.BooleanField(required=False, default=True)
+    agent_selector = LabelsField(required=False, default=dict)
+    metrics = MetricRulesField()
+
+
+class MetricConfigUpdateSerializer(MetricConfigWriteSerializer):
+    version = serializers.IntegerField(min_value=1, help_text="The version you read (optimistic locking)")
+
+
+class MetricConfigFilterSerializer(serializers.Serializer):
+    # allow_null: a query string without `enabled` means "either", not false (DRF's HTML-form default).
+    enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
+    log_source = serializers.CharField(required=False, max_length=64)
+
+
+class RuleTestSerializer(serializers.Serializer):
+    metrics = MetricRulesField(required=False)
+    config_id = serializers.UUIDField(required=False)
+    lines = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=MAX_LINE_LENGTH),
+        max_length=MAX_TEST_LINES,
+    )
+
+    def validate(self, attrs):
+        if ("metrics" in attrs) == ("config_id" in attrs):
+            raise serializers.ValidationError({"metrics": "give either metrics or config_id"})
+        return attrs
+
+
+class RuleMatchSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    type = serializers.CharField()
+    labels = serializers.DictField(child=serializers.CharField())
+    value = serializers.FloatField()
+
+
+class LineResultSerializer(serializers.Serializer):
+    line = serializers.CharField()
+    matches = RuleMatchSerializer(many=True)
+
+
+class RuleTestResultSerializer(serializers.Serializer):
+    results = LineResultSerializer(many=True)
+    samples = serializers.ListField(child=serializers.DictField())

@@ -1,0 +1,89 @@
+"""Metric configs (create/update/delete with optimistic locking). Ingestion is metrics.ingest."""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.services import audit_record
+from agents.services import agents_refresh_config_hash
+from logfleet.api.exceptions import Conflict, VersionConflict
+from metrics import configs
+from metrics.models import MetricConfig
+
+CONTENT_FIELDS = ("name", "description", "log_source", "enabled", "agent_selector", "metrics")
+
+
+def _name_conflict() -> Conflict:
+    return Conflict("A metric config with this name already exists", details={"name": "already used"})
+
+
+def _hash(config: MetricConfig) -> str:
+    return configs.config_hash(**{field: getattr(config, field) for field in CONTENT_FIELDS}, version=config.version)
+
+
+@transaction.atomic
+def metric_config_create(*, organization, actor, ip_address: str | None = None, **data) -> MetricConfig:
+    config = MetricConfig(organization=organization, created_by=actor, **data)
+    config.hash = _hash(config)
+    try:
+        with transaction.atomic():
+            config.save()
+    except IntegrityError:
+        raise _name_conflict() from None
+    agents_refresh_config_hash(organization_id=organization.pk)
+    audit_record(
+        organization=organization,
+        action="metric_config.created",
+        actor=actor,
+        ip_address=ip_address,
+        target_type="metric_config",
+        target_id=config.pk,
+        metadata={"name": config.name},
+    )
+    return config
+
+
+@transaction.atomic
+def metric_config_update(
+    *, config: MetricConfig, version: int, actor, ip_address: str | None = None, **changes
+) -> MetricConfig:
+    """Optimistic locking: `version` must be the current one; every change bumps it and the hash."""
+    locked = MetricConfig.objects.select_for_update().get(pk=config.pk)
+    if locked.version != version:
+        raise VersionConflict(current_version=locked.version)
+    for field, value in changes.items():
+        setattr(locked, field, value)
+    locked.version = version + 1
+    locked.updated_at = timezone.now()
+    locked.hash = _hash(locked)
+    try:
+        with transaction.atomic():
+            locked.save()
+    except IntegrityError:
+        raise _name_conflict() from None
+    agents_refresh_config_hash(organization_id=locked.organization_id)
+    audit_record(
+        organization=locked.organization,
+        action="metric_config.updated",
+        actor=actor,
+        ip_address=ip_address,
+        target_type="metric_config",
+        target_id=locked.pk,
+        metadata={"name": locked.name, "version": locked.version, "fields": sorted(changes)},
+    )
+    return locked
+
+
+@transaction.atomic
+def metric_config_delete(*, config: MetricConfig, actor, ip_address: str | None = None) -> None:
+    organization_id = config.organization_id
+    audit_record(
+        organization=config.organization,
+        action="metric_config.deleted",
+        actor=actor,
+        ip_address=ip_address,
+        target_type="metric_config",
+        target_id=config.pk,
+        metadata={"name": config.name},
+    )
+    config.delete()
+    agents_refresh_config_hash(organization_id=organization_id)

@@ -1,0 +1,66 @@
+import threading
+import time
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from rest_framework.test import APIClient
+
+from agents.tests.factories import AgentFactory
+from apikeys.tests.factories import make_key
+from metrics.models import MetricBatch, Sample, Series
+
+
+def gauge(ts):
+    return {"name": "g", "type": "gauge", "labels": {}, "timestamp": ts, "value": 1.0}
+
+
+@pytest.mark.django_db
+def test_prune_deletes_old_samples_in_chunks_and_keeps_totals(push, agent):
+    now = time.time()
+    push(agent, [gauge(now - 6 * 86400 + i) for i in range(5)] + [gauge(now - 60)])
+    Sample.objects.filter(ts__lt=(now - 5 * 86400) * 1000).update(ts=int((now - 40 * 86400) * 1000))
+    out = StringIO()
+    call_command("prune_metrics", "--dry-run", stdout=out)
+    assert "Would delete 5 samples" in out.getvalue() and Sample.objects.count() == 6
+    out = StringIO()
+    call_command("prune_metrics", "--chunk-size", "2", stdout=out)
+    assert "Deleted 5 samples" in out.getvalue() and "3 chunk(s)" in out.getvalue()
+    assert Sample.objects.count() == 1 and Series.objects.get().last_value == 1.0
+    call_command("prune_metrics", stdout=StringIO())  # safe to re-run
+    assert Sample.objects.count() == 1
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("prune_metrics", "--older-than-days", "0", stdout=StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_racing_copies_of_a_batch_store_it_once(org):
+    agent = AgentFactory(organization=org)
+    _key, raw = make_key(org)
+    body = {
+        "batch_id": "race-1",
+        "samples": [
+            {"name": "c", "type": "counter", "labels": {"n": str(i)}, "timestamp": time.time(), "value": 1}
+            for i in range(200)
+        ],
+    }
+    results, barrier = [], threading.Barrier(2)
+
+    def send():
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=raw)
+        barrier.wait()
+        try:
+            results.append(client.post(f"/api/v1/edge/agents/{agent.pk}/metrics", body, format="json").json())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r["duplicate"] for r in results) == [False, True], results
+    assert Sample.objects.count() == 200 and MetricBatch.objects.count() == 1
+    assert sum(Series.objects.values_list("total", flat=True)) == 200

@@ -1,0 +1,287 @@
+import time
+
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+
+from accounts.authentication import SessionJWTAuthentication
+from apikeys.authentication import APIKeyAuthentication
+from apikeys.services import KeyPrincipal
+from logfleet.api.client import client_ip
+from logfleet.api.pagination import EnvelopePagination
+from logfleet.api.permissions import IsOrganizationUser, MemberWrites, is_organization_user
+from logfleet.api.views import BaseAPIView, BaseGenericViewSet
+from metrics import dashboard, engine, selectors, services
+from metrics.models import MetricConfig, Series
+from metrics.query_params import QueryParamsSerializer, SeriesFilterSerializer
+from metrics.serializers import (
+    MetricConfigFilterSerializer,
+    MetricConfigSerializer,
+    MetricConfigUpdateSerializer,
+    MetricConfigWriteSerializer,
+    RuleTestResultSerializer,
+    RuleTestSerializer,
+)
+
+
+def run_rules(rules: list[engine.Rule], lines: list[str], timestamp: float) -> dict:
+    """What `POST /metric-configs/test` answers: the matches per line and one interval's samples."""
+    aggregator = engine.Aggregator()
+    results = []
+    for line in lines:
+        matches = engine.match_line(rules, line)
+        for match in matches:
+            aggregator.add(match)
+        results.append(
+            {
+                "line": line,
+                "matches": [
+                    {"metric": m.metric, "type": m.type, "labels": m.labels, "value": m.value} for m in matches
+                ],
+            }
+        )
+    return {"results": results, "samples": aggregator.flush(timestamp)}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Metric configs, by name",
+        parameters=[OpenApiParameter("enabled", bool), OpenApiParameter("log_source", str)],
+    ),
+    create=extend_schema(request=MetricConfigWriteSerializer, responses={201: MetricConfigSerializer}),
+    update=extend_schema(
+        summary="Replace a config; `version` must be the current one",
+        request=MetricConfigUpdateSerializer,
+        responses={200: MetricConfigSerializer},
+    ),
+    partial_update=extend_schema(
+        summary="Change some fields; `version` must be the current one",
+        request=MetricConfigUpdateSerializer(partial=True),
+        responses={200: MetricConfigSerializer},
+    ),
+    destroy=extend_schema(responses={204: None}),
+)
+@extend_schema(tags=["metric-configs"])
+class MetricConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGenericViewSet):
+    rate_group = "agents"
+    permission_classes = [MemberWrites]
+    serializer_class = MetricConfigSerializer
+    queryset = MetricConfig.objects.order_by("name", "id")
+
+    def get_permissions(self):
+        if self.action == "test_rules":  # trying rules changes nothing: every role may
+            return [IsOrganizationUser()]
+        return super().get_permissions()
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "list":
+            filters = MetricConfigFilterSerializer(data=self.request.query_params)
+            filters.is_valid(raise_exception=True)
+            if filters.validated_data["enabled"] is not None:
+                queryset = queryset.filter(enabled=filters.validated_data["enabled"])
+            if "log_source" in filters.validated_data:
+                queryset = queryset.filter(log_source=filters.validated_data["log_source"])
+        return queryset
+
+    def create(self, request):
+        serializer = MetricConfigWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        config = services.metric_config_create(
+            organization=request.user.organization,
+            actor=request.user,
+            ip_address=client_ip(request),
+            **serializer.validated_data,
+        )
+        return Response(MetricConfigSerializer(config).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, pk=None):
+        return self._update(request, partial=False)
+
+    def partial_update(self, request, pk=None):
+        return self._update(request, partial=True)
+
+    def _update(self, request, *, partial: bool):
+        config = self.get_object()
+        serializer = MetricConfigUpdateSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        if "version" not in data:
+            raise ValidationError({"version": "This field is required."})
+        version = data.pop("version")
+        config = services.metric_config_update(
+            config=config, version=version, actor=request.user, ip_address=client_ip(request), **data
+        )
+        return Response(MetricConfigSerializer(config).data)
+
+    def destroy(self, request, pk=None):
+        services.metric_config_delete(config=self.get_object(), actor=request.user, ip_address=client_ip(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Try rules on sample lines with the agent's extraction engine",
+        request=RuleTestSerializer,
+        responses={200: RuleTestResultSerializer},
+    )
+    @action(detail=False, methods=["post"], url_path="test")
+    def test_rules(self, request):
+        serializer = RuleTestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if "config_id" in data:
+            config = get_object_or_404(self.get_queryset(), pk=data["config_id"])
+            metrics = config.metrics
+        else:
+            metrics = data["metrics"]
+        _normalized, rules = engine.compile_rules(metrics)
+        return Response(run_rules(rules, data["lines"], round(time.time(), 3)))
+
+
+def _validated(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class MetricsReadView(BaseAPIView):
+    rate_group = "dashboard"
+
+
+class MetricNameSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.CharField()
+    series = serializers.IntegerField()
+    last_sample_at = serializers.DateTimeField(allow_null=True)
+
+
+class SeriesSerializer(serializers.ModelSerializer):
+    agent_id = serializers.UUIDField()
+    labels = serializers.DictField(child=serializers.CharField())
+
+    class Meta:
+        model = Series
+        fields = ["id", "name", "type", "agent_id", "labels", "last_sample_at"]
+
+
+class _Paginated(MetricsReadView):
+    def paginated(self, queryset, serializer_class):
+        paginator = EnvelopePagination()
+        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+@extend_schema(tags=["metrics"], summary="Metric names, by name", responses={200: MetricNameSerializer(many=True)})
+class MetricNamesView(_Paginated):
+    pagination_class = EnvelopePagination
+
+    def get(self, request):
+        return self.paginated(selectors.names(organization_id=request.user.organization_id), MetricNameSerializer)
+
+
+@extend_schema(
+    tags=["metrics"],
+    summary="Series (order: name, agent_id, id)",
+    parameters=[
+        OpenApiParameter("name", str),
+        OpenApiParameter("agent_id", str),
+        OpenApiParameter("label", str, many=True, description="key:value; repeat to require several"),
+    ],
+    responses={200: SeriesSerializer(many=True)},
+)
+class SeriesListView(_Paginated):
+    pagination_class = EnvelopePagination
+
+    def get(self, request):
+        filters = _validated(SeriesFilterSerializer, request)
+        queryset = selectors.series_queryset(
+            organization_id=request.user.organization_id,
+            name=filters.get("name"),
+            agent_id=filters.get("agent_id"),
+            labels=filters.get("label", ()),
+        ).order_by("name", "agent_id", "id")
+        return self.paginated(queryset, SeriesSerializer)
+
+
+class QueryResultSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.CharField(allow_null=True)
+    step = serializers.IntegerField()
+    agg = serializers.CharField()
+    series = serializers.ListField(child=serializers.DictField(), help_text="[{labels{}, points: [[ts, value]]}]")
+
+
+@extend_schema(
+    tags=["metrics"],
+    summary="Time-bucketed values of one metric",
+    parameters=[
+        OpenApiParameter("name", str, required=True),
+        OpenApiParameter("start", str, description="ISO 8601 or Unix seconds; default end - 1 h"),
+        OpenApiParameter("end", str, description="ISO 8601 or Unix seconds; default now"),
+        OpenApiParameter("step", int, description="seconds, 10-86400, default 60"),
+        OpenApiParameter("agg", str, enum=sorted(set(selectors.SAMPLE_AGGS) | set(selectors.HISTOGRAM_AGGS))),
+        OpenApiParameter("group_by", str, description="comma-separated: agent_id and/or label names"),
+        OpenApiParameter("agent_id", str),
+        OpenApiParameter("label", str, many=True),
+    ],
+    responses={200: QueryResultSerializer},
+)
+class MetricQueryView(MetricsReadView):
+    def get(self, request):
+        params = _validated(QueryParamsSerializer, request)
+        query = selectors.Query(
+            organization_id=request.user.organization_id,
+            name=params["name"],
+            start=params["start"],
+            end=params["end"],
+            step=params["step"],
+            agg=params["agg"],
+            group_by=params["group_by"],
+            agent_id=params.get("agent_id"),
+            labels=params.get("label", ()),
+        )
+        try:
+            return Response(selectors.run_query(query))
+        except selectors.UnsupportedAggregation as exc:
+            raise ValidationError({"agg": str(exc)}) from None
+
+
+class ExportPermission(BasePermission):
+    """A person of the organization (any role), or an API key with metrics:read."""
+
+    def has_permission(self, request, view):
+        if is_organization_user(request.user):
+            return True
+        return isinstance(request.auth, KeyPrincipal) and request.auth.has("metrics:read")
+
+
+@extend_schema(
+    tags=["metrics"],
+    summary="Every series in the Prometheus text format (Bearer, or X-API-Key with metrics:read)",
+    responses={(200, "text/plain"): str},
+)
+class MetricsExportView(MetricsReadView):
+    authentication_classes = [SessionJWTAuthentication, APIKeyAuthentication]
+    permission_classes = [ExportPermission]
+
+    def get(self, request):
+        organization_id = request.user.organization_id if request.user else request.auth.organization_id
+        body = "".join(selectors.export_lines(organization_id=organization_id))
+        return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+class DashboardSummarySerializer(serializers.Serializer):
+    agents = serializers.DictField(child=serializers.IntegerField(), help_text="total, online, offline, error")
+    streams = serializers.DictField(child=serializers.IntegerField(), help_text="active (pending + active)")
+    metrics = serializers.DictField(child=serializers.IntegerField(), help_text="series, samples_last_hour")
+    api_keys = serializers.DictField(child=serializers.IntegerField(), help_text="active")
+
+
+@extend_schema(tags=["dashboard"], responses={200: DashboardSummarySerializer})
+class DashboardSummaryView(MetricsReadView):
+    def get(self, request):
+        return Response(dashboard.summary(organization_id=request.user.organization_id))
