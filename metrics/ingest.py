@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 from collections import defaultdict
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -20,7 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from metrics import engine
-from metrics.models import MetricBatch, Sample, Series
+from metrics.models import MetricBatch, Rollup, Sample, Series
 
 MAX_SAMPLES = 10_000
 MAX_BATCH_ID_LENGTH = 128
@@ -130,33 +131,73 @@ def _histogram(raw) -> tuple[int, float, dict]:
     return count, float(total), {engine.format_bound(b) if b != math.inf else "+Inf": c for b, c in bounds}
 
 
-def parse_sample(index: int, raw, now: datetime) -> ParsedSample:
-    if not isinstance(raw, dict):
-        raise ValueError("a sample must be an object")
-    name = raw.get("name")
-    if (
-        not isinstance(name, str)
-        or not name
-        or len(name) > engine.MAX_NAME_LENGTH
-        or not engine.METRIC_NAME_RE.match(name)
-    ):
-        raise ValueError("name must match [a-zA-Z_:][a-zA-Z0-9_:]*")
-    kind = raw.get("type")
-    if kind not in engine.TYPES:
-        raise ValueError("type must be counter, gauge or histogram")
-    labels = _labels(raw.get("labels"))
-    ts = _timestamp_ms(raw.get("timestamp"), now)
-    count = buckets = None
-    if kind == "histogram":
-        count, value, buckets = _histogram(raw.get("histogram"))
-    else:
-        value = raw.get("value")
-        if not _finite(value):
-            raise ValueError("value must be a finite number")
-        value = float(value)
-        if kind == "counter" and value < 0:
-            raise ValueError("a counter sample is an increment and cannot be negative")
-    return ParsedSample(index, name, kind, labels, labels_hash(labels), ts, value, count, buckets)
+class BatchParser:
+    """Validates the samples of one batch. Agents repeat names, label sets and timestamps across a
+    batch, so each distinct one is checked (and the label set hashed) once."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+        self._names: set[str] = set()
+        self._labels: dict[tuple, tuple[dict, str]] = {}
+        self._times: dict[object, int] = {}
+
+    def _name(self, name) -> str:
+        if name in self._names:
+            return name
+        if not isinstance(name, str) or not name or len(name) > engine.MAX_NAME_LENGTH:
+            raise ValueError("name must match [a-zA-Z_:][a-zA-Z0-9_:]*")
+        if not engine.METRIC_NAME_RE.match(name):
+            raise ValueError("name must match [a-zA-Z_:][a-zA-Z0-9_:]*")
+        self._names.add(name)
+        return name
+
+    def _label_set(self, raw) -> tuple[dict, str]:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ValueError("labels must be an object")
+        try:
+            key = tuple(sorted(raw.items()))
+            known = self._labels.get(key)
+        except TypeError:  # unhashable values: let validation say why
+            key, known = None, None
+        if known is None:
+            labels = _labels(raw)
+            known = (labels, labels_hash(labels))
+            if key is not None:
+                self._labels[key] = known
+        return known
+
+    def _time(self, raw) -> int:
+        try:
+            return self._times[raw]
+        except (KeyError, TypeError):
+            pass
+        ts = _timestamp_ms(raw, self.now)
+        with suppress(TypeError):  # an unhashable timestamp was refused above; this is for the odd float
+            self._times[raw] = ts
+        return ts
+
+    def parse(self, index: int, raw) -> ParsedSample:
+        if not isinstance(raw, dict):
+            raise ValueError("a sample must be an object")
+        name = self._name(raw.get("name"))
+        kind = raw.get("type")
+        if kind not in engine.TYPES:
+            raise ValueError("type must be counter, gauge or histogram")
+        labels, hash_ = self._label_set(raw.get("labels"))
+        ts = self._time(raw.get("timestamp"))
+        count = buckets = None
+        if kind == "histogram":
+            count, value, buckets = _histogram(raw.get("histogram"))
+        else:
+            value = raw.get("value")
+            if not _finite(value):
+                raise ValueError("value must be a finite number")
+            value = float(value)
+            if kind == "counter" and value < 0:
+                raise ValueError("a counter sample is an increment and cannot be negative")
+        return ParsedSample(index, name, kind, labels, hash_, ts, value, count, buckets)
 
 
 def _series_cap_error(name: str) -> str:
@@ -178,11 +219,11 @@ def ingest(*, agent, batch_id: str | None, samples: list) -> IngestResult:
         batch = None
 
     result = IngestResult()
-    now = timezone.now()
+    parser = BatchParser(timezone.now())
     parsed: list[ParsedSample] = []
     for index, raw in enumerate(samples):
         try:
-            parsed.append(parse_sample(index, raw, now))
+            parsed.append(parser.parse(index, raw))
         except ValueError as exc:
             result.errors.append({"index": index, "message": str(exc)})
 
@@ -252,6 +293,7 @@ def _store(agent, parsed: list[ParsedSample], result: IngestResult) -> list[Pars
     rows = [(existing[(s.name, s.labels_hash)], s) for s in accepted]
     _write_samples(rows)
     _update_series(rows)
+    _update_rollups(agent, accepted)
     return accepted
 
 
@@ -260,10 +302,7 @@ def _write_samples(rows) -> None:
         table = connection.ops.quote_name(Sample._meta.db_table)
         copy_sql = f"COPY {table} (series_id, ts, value, count, buckets) FROM STDIN"
         with connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            for series_id, s in rows:
-                copy.write_row(
-                    (series_id, s.ts, s.value, s.count, json.dumps(s.buckets) if s.buckets is not None else None)
-                )
+            copy.write("".join(_copy_line(series_id, s) for series_id, s in rows))
         return
     Sample.objects.bulk_create(
         [
@@ -271,6 +310,37 @@ def _write_samples(rows) -> None:
             for series_id, s in rows
         ],
         batch_size=2000,
+    )
+
+
+def _copy_line(series_id, s: ParsedSample) -> str:
+    """One row of COPY's text format (values are numbers, a UUID and JSON; only backslashes need escaping)."""
+    if s.buckets is None:
+        return f"{series_id}\t{s.ts}\t{s.value!r}\t\\N\t\\N\n"
+    buckets = json.dumps(s.buckets, separators=(",", ":")).replace("\\", "\\\\")
+    return f"{series_id}\t{s.ts}\t{s.value!r}\t{s.count}\t{buckets}\n"
+
+
+def _series_update_sql(rows: int) -> str:
+    """One UPDATE for many series: running totals, and the latest value when the sample is newer.
+
+    SET expressions read each row as it was, on PostgreSQL and SQLite alike.
+    """
+    qn = connection.ops.quote_name
+    table = qn(Series._meta.db_table)
+    if connection.vendor == "postgresql":
+        row = "(%s::uuid, %s::float8, %s::bigint, %s::float8, %s::timestamptz, %s::float8)"
+    else:
+        row = "(%s, %s, %s, %s, %s, %s)"
+    return (
+        f"WITH v(id, total, cnt, hsum, ts, last) AS (VALUES {', '.join([row] * rows)}) "  # noqa: S608
+        f"UPDATE {table} AS s SET total = s.total + v.total, histogram_count = s.histogram_count + v.cnt, "
+        f"histogram_sum = s.histogram_sum + v.hsum, "
+        f"last_value = CASE WHEN s.last_sample_at IS NULL OR s.last_sample_at <= v.ts THEN v.last "
+        f"ELSE s.last_value END, "
+        f"last_sample_at = CASE WHEN s.last_sample_at IS NULL OR s.last_sample_at < v.ts THEN v.ts "
+        f"ELSE s.last_sample_at END "
+        f"FROM v WHERE s.id = v.id"
     )
 
 
@@ -298,36 +368,26 @@ def _update_series(rows) -> None:
         if s.ts >= state["ts"]:
             state["ts"], state["last"] = s.ts, s.value
 
-    qn = connection.ops.quote_name
-    table = qn(Series._meta.db_table)
-    # SET expressions read the row as it was, on PostgreSQL and SQLite alike.
-    sql = (
-        f"UPDATE {table} SET total = total + %s, histogram_count = histogram_count + %s, "  # noqa: S608
-        f"histogram_sum = histogram_sum + %s, "
-        f"last_value = CASE WHEN last_sample_at IS NULL OR last_sample_at <= %s THEN %s ELSE last_value END, "
-        f"last_sample_at = CASE WHEN last_sample_at IS NULL OR last_sample_at < %s THEN %s ELSE last_sample_at END "
-        f"WHERE id = %s"
-    )
     id_field, time_field = Series._meta.pk, Series._meta.get_field("last_sample_at")
-    params = []
+    values = []
     for series_id, state in sorted(touched.items(), key=lambda item: str(item[0])):
         moment = time_field.get_db_prep_value(datetime.fromtimestamp(state["ts"] / 1000, tz=UTC), connection)
-        sum_delta = state["total"] if state["type"] == "histogram" else 0.0
         total_delta = state["total"] if state["type"] == "counter" else 0.0
-        params.append(
-            [
+        sum_delta = state["total"] if state["type"] == "histogram" else 0.0
+        values.append(
+            (
+                id_field.get_db_prep_value(series_id, connection),
                 total_delta,
                 state["count"],
                 sum_delta,
                 moment,
                 state["last"],
-                moment,
-                moment,
-                id_field.get_db_prep_value(series_id, connection),
-            ]
+            )
         )
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        for start in range(0, len(values), 2000):
+            chunk = values[start : start + 2000]
+            cursor.execute(_series_update_sql(len(chunk)), [value for row in chunk for value in row])
 
     histograms = {series_id: state["buckets"] for series_id, state in touched.items() if state["type"] == "histogram"}
     if histograms:
@@ -336,3 +396,56 @@ def _update_series(rows) -> None:
             for le, bucket_count in histograms[series.pk].items():
                 merged[le] = merged.get(le, 0) + bucket_count
             Series.objects.filter(pk=series.pk).update(histogram_buckets=merged)
+
+
+def _update_rollups(agent, samples: list[ParsedSample]) -> None:
+    """Fold counter and gauge samples into the per-minute rollups (one upsert per name and minute)."""
+    minutes: dict[tuple[str, int], list] = {}
+    for s in samples:
+        if s.type == "histogram":
+            continue
+        key = (s.name, s.ts // 60_000 * 60)
+        state = minutes.get(key)
+        if state is None:
+            minutes[key] = [s.value, 1, s.value, s.value]
+        else:
+            state[0] += s.value
+            state[1] += 1
+            state[2] = min(state[2], s.value)
+            state[3] = max(state[3], s.value)
+    if not minutes:
+        return
+    qn = connection.ops.quote_name
+    table = qn(Rollup._meta.db_table)
+    least, greatest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
+    sql = (
+        f"INSERT INTO {table} (organization_id, agent_id, name, minute, sum, count, min, max) "  # noqa: S608
+        f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+        f"ON CONFLICT (agent_id, name, minute) DO UPDATE SET sum = {table}.sum + excluded.sum, "
+        f"count = {table}.count + excluded.count, min = {least}({table}.min, excluded.min), "
+        f"max = {greatest}({table}.max, excluded.max)"
+    )
+    fields = Rollup._meta
+    organization_id = fields.get_field("organization").get_db_prep_value(agent.organization_id, connection)
+    agent_id = fields.get_field("agent").get_db_prep_value(agent.pk, connection)
+    params = [[organization_id, agent_id, name, minute, *state] for (name, minute), state in sorted(minutes.items())]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def rollups_rebuild(*, organization_id) -> int:
+    """Recompute an organization's rollups from its samples (after a bulk load that bypassed ingest)."""
+    qn = connection.ops.quote_name
+    rollup, sample, series = (qn(model._meta.db_table) for model in (Rollup, Sample, Series))
+    org = Series._meta.get_field("organization").get_db_prep_value(organization_id, connection)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {rollup} WHERE organization_id = %s", [org])  # noqa: S608
+        cursor.execute(
+            f"INSERT INTO {rollup} (organization_id, agent_id, name, minute, sum, count, min, max) "  # noqa: S608
+            f"SELECT se.organization_id, se.agent_id, se.name, (sa.ts / 60000) * 60, SUM(sa.value), COUNT(*), "
+            f"MIN(sa.value), MAX(sa.value) FROM {sample} sa JOIN {series} se ON se.id = sa.series_id "
+            f"WHERE se.organization_id = %s AND se.type IN ('counter', 'gauge') "
+            f"GROUP BY se.organization_id, se.agent_id, se.name, (sa.ts / 60000) * 60",
+            [org],
+        )
+        return cursor.rowcount

@@ -91,6 +91,31 @@ class Sample(models.Model):
         return f"{self.series_id}@{self.ts}"
 
 
+class Rollup(models.Model):
+    """Per agent, metric name and minute: sum, count, min and max of its counter and gauge samples.
+
+    Written with the samples (same transaction), so time-bucketed queries at steps of whole
+    minutes read a few rows per agent and minute instead of every sample.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    minute = models.BigIntegerField(help_text="Unix seconds, a multiple of 60")
+    sum = models.FloatField()
+    count = models.BigIntegerField()
+    min = models.FloatField()
+    max = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["agent", "name", "minute"], name="metrics_rollup_unique")]
+        indexes = [models.Index(fields=["organization", "name", "minute"], name="metrics_rollup_org_name_min")]
+
+    def __str__(self):
+        return f"{self.name}@{self.minute}"
+
+
 class MetricBatch(models.Model):
     """A `batch_id` an agent already pushed: a replay stores nothing again."""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, F, Max, Min, Q, Sum, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
-from metrics.models import Sample, Series
+from metrics.models import Rollup, Sample, Series
 
 SAMPLE_AGGS = ("sum", "avg", "min", "max", "count", "rate")
 HISTOGRAM_AGGS = ("p50", "p90", "p99", "count", "sum")
@@ -82,36 +82,16 @@ def run_query(query: Query) -> dict:
     allowed = HISTOGRAM_AGGS if kind == "histogram" else SAMPLE_AGGS
     if kind is not None and query.agg not in allowed:
         raise UnsupportedAggregation(f"a {kind} supports {', '.join(allowed)}")
-    step_ms = query.step * 1000
-    samples = Sample.objects.filter(
-        series__in=series.values("id"), ts__gte=query.start * 1000, ts__lt=query.end * 1000
-    ).annotate(bucket=(F("ts") / Value(step_ms)) * Value(query.step))
-    groups = _group_expressions(query.group_by)
-    if groups:
-        samples = samples.annotate(**groups)
-    keys = ["bucket", *groups]
 
     grouped: dict[tuple, list] = defaultdict(list)
     if kind == "histogram" and query.agg in QUANTILES:
-        merged: dict[tuple, dict] = defaultdict(lambda: defaultdict(float))
-        for row in samples.values(*keys, "buckets").order_by():
-            group = tuple(row[key] for key in groups)
-            target = merged[(group, row["bucket"])]
-            for le, count in (row["buckets"] or {}).items():
-                target[le] += count
-        for (group, bucket), buckets in merged.items():
+        for (group, bucket), buckets in _histogram_buckets(query, series).items():
             value = quantile(QUANTILES[query.agg], buckets)
             if value is not None:
                 grouped[group].append([int(bucket), value])
     else:
-        rows = (
-            samples.values(*keys)
-            .order_by()
-            .annotate(s=Sum("value"), n=Count("id"), lo=Min("value"), hi=Max("value"), observations=Sum("count"))
-        )
-        for row in rows:
-            group = tuple(row[key] for key in groups)
-            grouped[group].append([int(row["bucket"]), _aggregate(query, kind, row)])
+        for (group, bucket), row in _bucket_rows(query, series, kind).items():
+            grouped[group].append([int(bucket), _aggregate(query, kind, row)])
 
     result_series = []
     for group, points in grouped.items():
@@ -119,6 +99,91 @@ def run_query(query: Query) -> dict:
         result_series.append({"labels": labels, "points": sorted(points)})
     result_series.sort(key=lambda item: sorted(item["labels"].items()))
     return {"name": query.name, "type": kind, "step": query.step, "agg": query.agg, "series": result_series}
+
+
+def _samples(query: Query, series, start: int, end: int):
+    """Samples of the series in [start, end) seconds, with their bucket and group keys annotated."""
+    samples = Sample.objects.filter(series__in=series.values("id"), ts__gte=start * 1000, ts__lt=end * 1000)
+    samples = samples.annotate(bucket=(F("ts") / Value(query.step * 1000)) * Value(query.step))
+    groups = _group_expressions(query.group_by)
+    if groups:
+        samples = samples.annotate(**groups)
+    return samples, ["bucket", *groups]
+
+
+def _histogram_buckets(query: Query, series) -> dict[tuple, dict]:
+    samples, keys = _samples(query, series, query.start, query.end)
+    merged: dict[tuple, dict] = defaultdict(lambda: defaultdict(float))
+    for row in samples.values(*keys, "buckets").order_by():
+        target = merged[(tuple(row[key] for key in keys[1:]), row["bucket"])]
+        for le, count in (row["buckets"] or {}).items():
+            target[le] += count
+    return merged
+
+
+def _uses_rollups(query: Query, kind: str | None) -> bool:
+    """Counter and gauge queries over whole-minute steps that filter and group by agent at most."""
+    return (
+        kind in ("counter", "gauge")
+        and query.step % 60 == 0
+        and not query.labels
+        and set(query.group_by) <= {"agent_id"}
+    )
+
+
+def _either(pick, a, b):
+    return b if a is None else a if b is None else pick(a, b)
+
+
+def _bucket_rows(query: Query, series, kind: str | None) -> dict[tuple, dict]:
+    """(group, bucket) → {s, n, lo, hi, observations}: from rollups for the whole minutes of the
+    range where they apply, and from the samples themselves for the rest."""
+    rows: dict[tuple, dict] = {}
+
+    def merge(group, bucket, s, n, lo, hi, observations):
+        row = rows.get((group, bucket))
+        if row is None:
+            rows[(group, bucket)] = {"s": s or 0.0, "n": n, "lo": lo, "hi": hi, "observations": observations or 0}
+            return
+        row["s"] += s or 0.0
+        row["n"] += n
+        row["lo"] = _either(min, row["lo"], lo)
+        row["hi"] = _either(max, row["hi"], hi)
+        row["observations"] += observations or 0
+
+    raw_ranges = [(query.start, query.end)]
+    if _uses_rollups(query, kind):
+        first, last = -(-query.start // 60) * 60, query.end // 60 * 60
+        if first < last:
+            raw_ranges = [(query.start, first), (last, query.end)]
+            rollups = Rollup.objects.filter(
+                organization_id=query.organization_id, name=query.name, minute__gte=first, minute__lt=last
+            )
+            if query.agent_id:
+                rollups = rollups.filter(agent_id=query.agent_id)
+            keys = ["agent_id"] if query.group_by else []
+            aggregated = (
+                rollups.annotate(bucket=(F("minute") / Value(query.step)) * Value(query.step))
+                .values("bucket", *keys)
+                .order_by()
+                .annotate(s=Sum("sum"), n=Sum("count"), lo=Min("min"), hi=Max("max"))
+            )
+            for row in aggregated:
+                merge(tuple(row[key] for key in keys), row["bucket"], row["s"], row["n"], row["lo"], row["hi"], 0)
+
+    for start, end in raw_ranges:
+        if start >= end:
+            continue
+        samples, keys = _samples(query, series, start, end)
+        aggregated = (
+            samples.values(*keys)
+            .order_by()
+            .annotate(s=Sum("value"), n=Count("id"), lo=Min("value"), hi=Max("value"), observations=Sum("count"))
+        )
+        for row in aggregated:
+            group = tuple(row[key] for key in keys[1:])
+            merge(group, row["bucket"], row["s"], row["n"], row["lo"], row["hi"], row["observations"])
+    return rows
 
 
 def _aggregate(query: Query, kind: str, row: dict) -> float:

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import make_key
-from metrics.models import MetricBatch, Sample, Series
+from metrics.models import MetricBatch, Rollup, Sample, Series
 
 
 def gauge(ts):
@@ -21,6 +21,7 @@ def test_prune_deletes_old_samples_in_chunks_and_keeps_totals(push, agent):
     now = time.time()
     push(agent, [gauge(now - 6 * 86400 + i) for i in range(5)] + [gauge(now - 60)])
     Sample.objects.filter(ts__lt=(now - 5 * 86400) * 1000).update(ts=int((now - 40 * 86400) * 1000))
+    Rollup.objects.filter(minute__lt=now - 5 * 86400).update(minute=int(now - 40 * 86400) // 60 * 60)
     out = StringIO()
     call_command("prune_metrics", "--dry-run", stdout=out)
     assert "Would delete 5 samples" in out.getvalue() and Sample.objects.count() == 6
@@ -28,6 +29,7 @@ def test_prune_deletes_old_samples_in_chunks_and_keeps_totals(push, agent):
     call_command("prune_metrics", "--chunk-size", "2", stdout=out)
     assert "Deleted 5 samples" in out.getvalue() and "3 chunk(s)" in out.getvalue()
     assert Sample.objects.count() == 1 and Series.objects.get().last_value == 1.0
+    assert list(Rollup.objects.values_list("count", flat=True)) == [1]  # the recent minute only
     call_command("prune_metrics", stdout=StringIO())  # safe to re-run
     assert Sample.objects.count() == 1
     with pytest.raises(CommandError, match="at least 1"):

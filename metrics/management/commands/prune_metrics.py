@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from metrics.models import MetricBatch, Sample
+from metrics.models import MetricBatch, Rollup, Sample
 
 
 def prune(*, older_than_days: int, chunk_size: int = 10_000, dry_run: bool = False) -> dict:
@@ -31,6 +31,7 @@ def prune(*, older_than_days: int, chunk_size: int = 10_000, dry_run: bool = Fal
                 break
             deleted += Sample.objects.filter(id__in=ids).delete()[0]
         chunks += 1
+    Rollup.objects.filter(minute__lt=cutoff_ms // 1000).delete()
     batches = MetricBatch.objects.filter(received_at__lt=_cutoff_datetime(older_than_days)).delete()[0]
     return {"samples": deleted, "batches": batches, "chunks": chunks}
 
