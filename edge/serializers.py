@@ -81,3 +81,23 @@ class IngestResultSerializer(serializers.Serializer):
     rejected = serializers.IntegerField()
     errors = SampleErrorSerializer(many=True)
     duplicate = serializers.BooleanField()
+
+
+class LogLineSerializer(serializers.Serializer):
+    timestamp = serializers.CharField(required=False)
+    level = serializers.CharField(required=False, max_length=32)
+    message = serializers.CharField(help_text="cut to 65 536 bytes of UTF-8 (the line then has truncated: true)")
+    source = serializers.CharField(required=False, max_length=64)
+    metadata = serializers.DictField(required=False)
+
+
+class StreamPushSerializer(serializers.Serializer):
+    session_id = serializers.UUIDField()
+    logs = LogLineSerializer(many=True, max_length=1000)
+
+
+class StreamPushResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    filtered = serializers.IntegerField()
+    dropped = serializers.IntegerField()
+    session_status = serializers.CharField()

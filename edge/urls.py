@@ -9,4 +9,5 @@ urlpatterns = [
     path("edge/sync-config", views.CompatSyncConfigView.as_view(), name="edge-sync-config-compat"),
     path("edge/agents/<uuid:agent_id>/metric-config", views.SyncConfigView.as_view(), name="edge-sync-config"),
     path("edge/agents/<uuid:agent_id>/metrics", views.MetricsPushView.as_view(), name="edge-metrics"),
+    path("edge/agents/<uuid:agent_id>/stream", views.StreamPushView.as_view(), name="edge-stream"),
 ]

@@ -21,6 +21,8 @@ from edge.serializers import (
     IngestResultSerializer,
     MetricsPushSerializer,
     RegisterSerializer,
+    StreamPushResultSerializer,
+    StreamPushSerializer,
     SyncConfigSerializer,
 )
 from logfleet.api.client import client_ip
@@ -28,6 +30,7 @@ from logfleet.api.views import BaseAPIView
 from metrics import configs as metric_configs
 from metrics import ingest
 from metrics.serializers import MetricConfigSerializer
+from streaming import services as stream_services
 
 AGENT_NOT_FOUND = "No such agent in the organization of this API key"
 
@@ -86,7 +89,7 @@ def _acknowledge(request, agent_id: uuid.UUID, fields: dict) -> Response:
             "status": "acknowledged",
             "server_time": timezone.now().isoformat().replace("+00:00", "Z"),
             "config_hash": config_hash,
-            "streams": [],
+            "streams": stream_services.agent_instructions(agent_id),
         }
     )
 
@@ -200,3 +203,38 @@ class MetricsPushView(EdgeView):
             raise ValidationError(errors)
         result = ingest.ingest(agent=agent, batch_id=batch_id, samples=samples)
         return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(
+    tags=["edge"],
+    summary="Push live log lines of a stream session",
+    request=StreamPushSerializer,
+    responses={
+        202: StreamPushResultSerializer,
+        404: OpenApiResponse(description="no such session of this agent"),
+        410: OpenApiResponse(description="the session is over: stop streaming"),
+    },
+)
+class StreamPushView(EdgeView):
+    permission_classes = [requires_key_permission("edge:stream")]
+
+    def post(self, request, agent_id: uuid.UUID):
+        agent = _agent_of_key(request, agent_id)
+        data = request.data
+        if not isinstance(data, dict):
+            raise ValidationError({"non_field_errors": "the body must be a JSON object"})
+        errors: dict = {}
+        session_id = heartbeat.parse_agent_id(data.get("session_id"), errors)
+        if errors:
+            raise ValidationError({"session_id": errors["agent_id"]})
+        try:
+            lines = stream_services.clean_lines(data.get("logs"))
+        except ValueError as exc:
+            raise ValidationError({"logs": str(exc)}) from None
+        try:
+            result = stream_services.stream_push(
+                session_id=session_id, agent_id=agent.pk, organization_id=agent.organization_id, lines=lines
+            )
+        except LookupError:
+            raise NotFound("No such stream session for this agent") from None
+        return Response(result, status=status.HTTP_202_ACCEPTED)

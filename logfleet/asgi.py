@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django; WebSocket routes join as the streaming app provides them."""
+"""ASGI entry point: HTTP through Django's handler, WebSockets through the streaming app's consumers."""
 
 import os
 
@@ -51,4 +51,8 @@ class SyncChainASGIHandler(ASGIHandler):
 
 http_application = SyncChainASGIHandler()
 
-application = ProtocolTypeRouter({"http": http_application})
+from channels.routing import URLRouter  # noqa: E402
+
+from streaming.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter({"http": http_application, "websocket": URLRouter(websocket_urlpatterns)})

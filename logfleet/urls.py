@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("apikeys.urls")),
     path("", include("agents.urls")),
     path("", include("metrics.urls")),
+    path("", include("streaming.urls")),
     path("", include("edge.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

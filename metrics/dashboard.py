@@ -35,7 +35,7 @@ def summary(*, organization_id) -> dict:
     hour_ago_ms = int((time.time() - 3600) * 1000)
     body = {
         "agents": agents,
-        # Without the streaming app's section there can be no stream sessions.
+        # The streaming app registers the real count; without it there can be no sessions.
         "streams": {"active": 0},
         "metrics": {
             "series": series.count(),

@@ -19,7 +19,7 @@ def gauge(ts):
 @pytest.mark.django_db
 def test_prune_deletes_old_samples_in_chunks_and_keeps_totals(push, agent):
     now = time.time()
-    push(agent, [gauge(now - 6 * 86400 + i) for i in range(5)] + [gauge(now - 60)])
+    push(agent, [gauge(now - 6 * 86400) for _ in range(5)] + [gauge(now - 60)])  # one old minute
     Sample.objects.filter(ts__lt=(now - 5 * 86400) * 1000).update(ts=int((now - 40 * 86400) * 1000))
     Rollup.objects.filter(minute__lt=now - 5 * 86400).update(minute=int(now - 40 * 86400) // 60 * 60)
     out = StringIO()

@@ -1,0 +1,82 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class SessionStatus(models.TextChoices):
+    PENDING = "pending"
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    EXPIRED = "expired"
+
+
+class EndReason(models.TextChoices):
+    STOPPED = "stopped"
+    TIMEOUT = "timeout"
+    AGENT_DELETED = "agent_deleted"
+
+
+OPEN_STATUSES = (SessionStatus.PENDING, SessionStatus.ACTIVE)
+
+
+class StreamSessionQuerySet(models.QuerySet):
+    def open(self, now=None):
+        """Pending or active and not past their timeout (whether or not that was written down yet)."""
+        return self.filter(status__in=OPEN_STATUSES, expires_at__gt=now or timezone.now())
+
+    def due_to_expire(self, now=None):
+        return self.filter(status__in=OPEN_STATUSES, expires_at__lte=now or timezone.now())
+
+
+class StreamSession(models.Model):
+    """Someone watching an agent's live log lines. Kept after it ends (the history is the record)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    # The agent may be deleted; its sessions stay in the history with the agent's id.
+    agent = models.ForeignKey("agents.Agent", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    agent_ref = models.UUIDField(db_index=True)
+    status = models.CharField(max_length=16, choices=SessionStatus.choices, default=SessionStatus.PENDING)
+    filters = models.JSONField(default=dict, blank=True)
+    filter_query = models.TextField(null=True, blank=True, max_length=4096)  # noqa: DJ001 (null: not given)
+    timeout_seconds = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=16, choices=EndReason.choices, null=True, blank=True)  # noqa: DJ001
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_by_ref = models.UUIDField(null=True, blank=True)
+    lines_sent = models.BigIntegerField(default=0)
+    lines_dropped = models.BigIntegerField(default=0)
+    bytes_sent = models.BigIntegerField(default=0)
+
+    objects = StreamSessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-started_at"]),
+            models.Index(fields=["agent_ref", "status"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(timeout_seconds__gte=1, timeout_seconds__lte=3600), name="streaming_timeout_bounds"
+            ),
+        ]
+
+    def __str__(self):
+        return f"stream {self.id} ({self.status})"
+
+    def effective_status(self, now=None) -> str:
+        if self.status in OPEN_STATUSES and self.expires_at <= (now or timezone.now()):
+            return SessionStatus.EXPIRED
+        return self.status
+
+    @property
+    def is_over(self) -> bool:
+        return self.effective_status() not in OPEN_STATUSES

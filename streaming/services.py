@@ -1,0 +1,355 @@
+"""Stream sessions: start, stop, expiry, the agent's pushes, and the fan-out to viewers.
+
+Viewers of a session listen on the channel-layer group `stream.<session id>`; an agent's
+WebSocket listens on `agent.<agent id>`. With Redis as the channel layer, any process can serve
+any viewer or agent: a line pushed to one process reaches viewers on every other.
+"""
+
+import logging
+import time
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.services import audit_record
+from agents.models import Agent, AgentStatus
+from logfleet.api.exceptions import Conflict, Gone
+from streaming.models import OPEN_STATUSES, EndReason, SessionStatus, StreamSession
+
+logger = logging.getLogger("logfleet.streaming")
+
+MAX_LINES_PER_PUSH = 1000
+MAX_MESSAGE_BYTES = 65_536
+RECENTLY_ENDED = timedelta(minutes=5)
+INSTRUCTIONS_TTL = 10  # seconds the heartbeat's stream instructions may be served from the cache
+
+
+def session_group(session_id) -> str:
+    return f"stream.{session_id}"
+
+
+def agent_group(agent_id) -> str:
+    return f"agent.{agent_id}"
+
+
+def _group_send(group: str, message: dict) -> None:
+    """Best effort: a viewer or agent that is not listening must never fail the caller."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, message)
+    except Exception:
+        logger.warning("could not send %s to %s", message.get("type"), group, exc_info=True)
+
+
+def instruction(session: StreamSession, action: str) -> dict:
+    return {
+        "session_id": str(session.id),
+        "action": action,
+        "filters": session.filters,
+        "filter_query": session.filter_query,
+        "expires_at": session.expires_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+# --- the heartbeat's instructions ----------------------------------------------------------
+
+
+def _instructions_key(agent_id) -> str:
+    return f"stream-instructions:{agent_id}"
+
+
+def agent_instructions(agent_id) -> list[dict]:
+    """`start` for every open session of the agent, `stop` for those that ended in the last 5 minutes.
+
+    Cached briefly in the shared cache (heartbeats are the hot path); every change to the agent's
+    sessions drops the cached list.
+    """
+    key = _instructions_key(agent_id)
+    try:
+        cached = cache.get(key)
+    except Exception:
+        cached = None
+    if cached is not None:
+        return cached
+    now = timezone.now()
+    sessions = (
+        StreamSession.objects.filter(agent_ref=agent_id)
+        .filter(Q(status__in=OPEN_STATUSES) | Q(stopped_at__gte=now - RECENTLY_ENDED))
+        .order_by("started_at", "id")
+    )
+    result = []
+    for session in sessions:
+        if session.effective_status(now) in OPEN_STATUSES:
+            result.append(instruction(session, "start"))
+        elif (session.stopped_at or session.expires_at) >= now - RECENTLY_ENDED:
+            result.append(instruction(session, "stop"))
+    try:
+        cache.add(key, result, INSTRUCTIONS_TTL)
+    except Exception:
+        logger.debug("could not cache stream instructions", exc_info=True)
+    return result
+
+
+def _sessions_changed(agent_id) -> None:
+    try:
+        cache.delete(_instructions_key(agent_id))
+    except Exception:
+        logger.warning("could not drop the stream instructions of %s", agent_id, exc_info=True)
+    transaction.on_commit(lambda: cache.delete(_instructions_key(agent_id)))
+
+
+# --- lifecycle -----------------------------------------------------------------------------
+
+
+def _end(session: StreamSession, *, status: str, reason: str, at, actor=None, ip_address=None) -> bool:
+    """End an open session once (a conditional UPDATE), record it, and tell its viewers and agent.
+
+    True when this call ended it; False when it had already ended.
+    """
+    ended = StreamSession.objects.filter(pk=session.pk, status__in=OPEN_STATUSES).update(
+        status=status, end_reason=reason, stopped_at=at
+    )
+    if not ended:
+        return False
+    session.refresh_from_db()
+    audit_record(
+        organization=session.organization,
+        action="stream.ended",
+        actor=actor,
+        actor_type=None if actor else "system",
+        ip_address=ip_address,
+        target_type="stream_session",
+        target_id=session.pk,
+        metadata={
+            "agent_id": str(session.agent_ref),
+            "reason": reason,
+            "duration_seconds": round((at - session.started_at).total_seconds(), 3),
+            "lines_sent": session.lines_sent,
+            "lines_dropped": session.lines_dropped,
+            "bytes_sent": session.bytes_sent,
+            "filters": session.filters,
+        },
+    )
+    _sessions_changed(session.agent_ref)
+    session_id, agent_id = session.pk, session.agent_ref
+    transaction.on_commit(lambda: _announce_end(session_id, agent_id, reason))
+    return True
+
+
+def _announce_end(session_id, agent_id, reason: str) -> None:
+    _group_send(session_group(session_id), {"type": "session.ended", "reason": reason})
+    _group_send(agent_group(agent_id), {"type": "agent.stream_stop", "session_id": str(session_id)})
+
+
+def sessions_expire_due(*, organization_id=None, agent_id=None) -> int:
+    """Write down the sessions whose timeout has passed (idempotent; the viewers' timers already told them)."""
+    due = StreamSession.objects.due_to_expire()
+    if organization_id is not None:
+        due = due.filter(organization_id=organization_id)
+    if agent_id is not None:
+        due = due.filter(agent_ref=agent_id)
+    count = 0
+    for session in due.select_related("organization"):
+        with transaction.atomic():
+            count += _end(session, status=SessionStatus.EXPIRED, reason=EndReason.TIMEOUT, at=session.expires_at)
+    return count
+
+
+@transaction.atomic
+def stream_start(
+    *, agent: Agent, user, timeout_seconds: int, filters: dict, filter_query: str | None, ip_address: str | None
+) -> StreamSession:
+    status = Agent.objects.with_status().values_list("status", flat=True).get(pk=agent.pk)
+    if status == AgentStatus.OFFLINE:
+        raise Conflict("The agent is offline; it cannot stream until it is back", details={"agent_status": status})
+    # Serialise starts per organization so that the caps hold against concurrent starts.
+    type(agent.organization).objects.select_for_update().filter(pk=agent.organization_id).first()
+    sessions_expire_due(organization_id=agent.organization_id)
+    open_sessions = StreamSession.objects.open().filter(organization_id=agent.organization_id)
+    if open_sessions.filter(agent_ref=agent.pk).count() >= settings.STREAM_MAX_ACTIVE_PER_AGENT:
+        raise Conflict(
+            "This agent already has the maximum number of open stream sessions",
+            details={"limit": settings.STREAM_MAX_ACTIVE_PER_AGENT},
+        )
+    if open_sessions.count() >= settings.STREAM_MAX_ACTIVE_PER_ORG:
+        raise Conflict(
+            "The organization already has the maximum number of open stream sessions",
+            details={"limit": settings.STREAM_MAX_ACTIVE_PER_ORG},
+        )
+    now = timezone.now()
+    session = StreamSession.objects.create(
+        organization_id=agent.organization_id,
+        agent=agent,
+        agent_ref=agent.pk,
+        filters=filters,
+        filter_query=filter_query,
+        timeout_seconds=timeout_seconds,
+        started_at=now,
+        expires_at=now + timedelta(seconds=timeout_seconds),
+        created_by=user,
+        created_by_ref=user.pk,
+    )
+    audit_record(
+        organization=agent.organization,
+        action="stream.started",
+        actor=user,
+        ip_address=ip_address,
+        target_type="stream_session",
+        target_id=session.pk,
+        metadata={
+            "agent_id": str(agent.pk),
+            "filters": filters,
+            "filter_query": filter_query,
+            "timeout_seconds": timeout_seconds,
+        },
+    )
+    _sessions_changed(agent.pk)
+    start = instruction(session, "start")
+    transaction.on_commit(lambda: _group_send(agent_group(agent.pk), {"type": "agent.stream_start", **start}))
+    return session
+
+
+@transaction.atomic
+def stream_stop(*, session: StreamSession, user, ip_address: str | None) -> StreamSession:
+    """Idempotent: stopping a session that is over changes nothing."""
+    if session.effective_status() == SessionStatus.EXPIRED:
+        sessions_expire_due(agent_id=session.agent_ref)
+    else:
+        _end(
+            session,
+            status=SessionStatus.STOPPED,
+            reason=EndReason.STOPPED,
+            at=timezone.now(),
+            actor=user,
+            ip_address=ip_address,
+        )
+    session.refresh_from_db()
+    return session
+
+
+def sessions_end_for_deleted_agent(*, agent: Agent) -> None:
+    """The agent is being deleted: its open sessions end with reason agent_deleted and stay in the history."""
+    now = timezone.now()
+    for session in StreamSession.objects.filter(agent_ref=agent.pk, status__in=OPEN_STATUSES).select_related(
+        "organization"
+    ):
+        _end(session, status=SessionStatus.STOPPED, reason=EndReason.AGENT_DELETED, at=now)
+
+
+def session_activate(*, session_id) -> None:
+    """The agent acknowledged or sent its first line: pending → active."""
+    StreamSession.objects.filter(pk=session_id, status=SessionStatus.PENDING).update(status=SessionStatus.ACTIVE)
+
+
+# --- the agent's lines ---------------------------------------------------------------------
+
+
+def _truncate(message: str) -> tuple[str, bool]:
+    encoded = message.encode("utf-8")
+    if len(encoded) <= MAX_MESSAGE_BYTES:
+        return message, False
+    return encoded[:MAX_MESSAGE_BYTES].decode("utf-8", errors="ignore"), True
+
+
+def matches_filters(filters: dict, line: dict) -> bool:
+    """level: case-insensitive, one of; source: exact; pattern: plain substring of the message."""
+    levels = filters.get("level") or []
+    if levels and str(line.get("level") or "").lower() not in {level.lower() for level in levels}:
+        return False
+    source = filters.get("source")
+    if source and line.get("source") != source:
+        return False
+    pattern = filters.get("pattern")
+    return not (pattern and pattern not in line.get("message", ""))
+
+
+def _budget(session_id, wanted: int) -> int:
+    """How many of `wanted` lines fit in this second's budget (a shared counter per session and second)."""
+    limit = settings.STREAM_MAX_LINES_PER_SECOND
+    key = f"stream-budget:{session_id}:{int(time.time())}"
+    try:
+        cache.add(key, 0, 5)
+        used = cache.incr(key, wanted)
+    except Exception:
+        logger.warning("stream budget counter unavailable; allowing the lines", exc_info=True)
+        return wanted
+    return max(0, min(wanted, limit - (used - wanted)))
+
+
+def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> dict:
+    """Accept validated lines for a session of this agent: filter, budget, count, fan out in order.
+
+    Raises NotFound-like LookupError for an unknown session or another agent's, Gone once it is over.
+    """
+    with transaction.atomic():
+        session = (
+            StreamSession.objects.select_for_update()
+            .filter(pk=session_id, organization_id=organization_id, agent_ref=agent_id)
+            .first()
+        )
+        if session is None:
+            raise LookupError("no such session for this agent")
+        status = session.effective_status()
+        if status not in OPEN_STATUSES:
+            raise Gone("The stream session is over; stop streaming", details={"session_status": status})
+        kept = [line for line in lines if matches_filters(session.filters, line)]
+        allowed = _budget(session.pk, len(kept))
+        forwarded, dropped = kept[:allowed], len(kept) - allowed
+        first_seq = session.lines_sent + 1
+        frames = []
+        size = 0
+        for offset, line in enumerate(forwarded):
+            frame = {"type": "log", "seq": first_seq + offset, **line}
+            size += len(line["message"].encode("utf-8"))
+            frames.append(frame)
+        updates = {
+            "lines_sent": F("lines_sent") + len(forwarded),
+            "lines_dropped": F("lines_dropped") + dropped,
+            "bytes_sent": F("bytes_sent") + size,
+        }
+        if session.status == SessionStatus.PENDING:
+            updates["status"] = SessionStatus.ACTIVE
+        StreamSession.objects.filter(pk=session.pk).update(**updates)
+        # Sent while the row is locked, so that concurrent pushes reach viewers in seq order.
+        if frames or dropped:
+            _group_send(session_group(session.pk), {"type": "log.lines", "lines": frames, "dropped": dropped})
+    if session.status == SessionStatus.PENDING:
+        _sessions_changed(agent_id)
+    return {
+        "accepted": len(forwarded),
+        "filtered": len(lines) - len(kept),
+        "dropped": dropped,
+        "session_status": SessionStatus.ACTIVE,
+    }
+
+
+def clean_lines(raw) -> list[dict]:
+    """Validate an agent's lines (≤ 1000); messages over 64 KiB are cut and flagged. Raises ValueError."""
+    if not isinstance(raw, list):
+        raise ValueError("logs must be a list")
+    if len(raw) > MAX_LINES_PER_PUSH:
+        raise ValueError(f"at most {MAX_LINES_PER_PUSH} lines per push")
+    lines = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("message"), str):
+            raise ValueError(f"logs.{index}: each line needs a string message")
+        message, truncated = _truncate(item["message"])
+        metadata = item.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError(f"logs.{index}.metadata must be an object")
+        line = {
+            "timestamp": str(item.get("timestamp") or timezone.now().isoformat().replace("+00:00", "Z"))[:64],
+            "level": str(item.get("level") or "")[:32],
+            "message": message,
+            "source": str(item.get("source") or "")[:64],
+            "metadata": metadata,
+        }
+        if truncated:
+            line["truncated"] = True
+        lines.append(line)
+    return lines

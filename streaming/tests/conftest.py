@@ -1,0 +1,52 @@
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from agents.models import Agent
+from agents.tests.factories import AgentFactory
+from apikeys.tests.factories import make_key
+
+
+@pytest.fixture
+def online_agent(org):
+    agent = AgentFactory(organization=org, name="store-01")
+    Agent.objects.filter(pk=agent.pk).update(last_heartbeat_at=timezone.now(), reported_status="online")
+    return agent
+
+
+@pytest.fixture
+def stream_key(org):
+    return make_key(org)[1]
+
+
+@pytest.fixture
+def agent_client(stream_key):
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=stream_key)
+    return client
+
+
+@pytest.fixture
+def start(member_client):
+    def start_session(agent, client=None, **body):
+        return (client or member_client).post(
+            "/api/v1/stream/start", {"agent_id": str(agent.pk), **body}, format="json"
+        )
+
+    return start_session
+
+
+@pytest.fixture
+def push_lines(agent_client):
+    def push(agent, session_id, lines, client=None):
+        return (client or agent_client).post(
+            f"/api/v1/edge/agents/{agent.pk}/stream", {"session_id": str(session_id), "logs": lines}, format="json"
+        )
+
+    return push
+
+
+@pytest.fixture(autouse=True)
+def _roomy_streaming_limit(settings):
+    # These tests make more than 10 stream requests a minute; the limit itself is tested on its own.
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "streaming": "1000/m"}

@@ -1,0 +1,268 @@
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from accounts.tests.factories import UserFactory
+from apikeys.tests.factories import make_key
+from conftest import client_for
+from logfleet.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def viewer(session_id, token, headers=None):
+    path = f"/api/v1/stream/ws/{session_id}" + (f"?token={token}" if token is not None else "")
+    return WebsocketCommunicator(application, path, headers=headers or [])
+
+
+def run(body):
+    async_to_sync(body)()
+
+
+async def closed_with(communicator) -> int:
+    message = await communicator.receive_output(timeout=3)
+    if message["type"] == "websocket.accept":
+        message = await communicator.receive_output(timeout=3)
+    assert message["type"] == "websocket.close", message
+    return message.get("code")
+
+
+def line(message, level="INFO", source="nginx"):
+    return {
+        "timestamp": "2024-01-15T10:30:00Z",
+        "level": level,
+        "message": message,
+        "source": source,
+        "metadata": {"file": "/var/log/x"},
+    }
+
+
+def test_a_viewer_gets_started_lines_in_order_and_the_end(start, push_lines, online_agent, member_client, member_user):
+    session_id = start(online_agent, filters={"level": ["error"]}).json()["session_id"]
+    token = member_client.tokens.token
+
+    async def body():
+        ws = viewer(session_id, token)
+        connected, _ = await ws.connect()
+        assert connected
+        assert await ws.receive_json_from() == {"type": "control", "event": "session_started", "status": "pending"}
+        result = await sync_to_async(push_lines)(
+            online_agent, session_id, [line("a", "ERROR"), line("skip"), line("b", "error")]
+        )
+        assert result.json()["accepted"] == 2
+        first, second = await ws.receive_json_from(), await ws.receive_json_from()
+        assert (first["type"], first["seq"], first["message"], first["level"]) == ("log", 1, "a", "ERROR")
+        assert first["metadata"] == {"file": "/var/log/x"} and first["source"] == "nginx"
+        assert (second["seq"], second["message"]) == (2, "b")
+        await sync_to_async(member_client.post)("/api/v1/stream/stop", {"session_id": session_id}, format="json")
+        assert await ws.receive_json_from() == {"type": "control", "event": "session_ended", "reason": "stopped"}
+        assert await closed_with(ws) == 1000
+        await ws.disconnect()
+
+    run(body)
+
+
+def test_several_viewers_and_dropped_lines(start, push_lines, online_agent, member_client, viewer_user, settings):
+    settings.STREAM_MAX_LINES_PER_SECOND = 2
+    session_id = start(online_agent).json()["session_id"]
+    tokens = [member_client.tokens.token, client_for(viewer_user).tokens.token]
+
+    async def body():
+        sockets = [viewer(session_id, token) for token in tokens]
+        for ws in sockets:
+            assert (await ws.connect())[0]
+            await ws.receive_json_from()
+        result = (await sync_to_async(push_lines)(online_agent, session_id, [line(str(i)) for i in range(5)])).json()
+        for ws in sockets:
+            frames = [await ws.receive_json_from() for _ in range(result["accepted"] + 1)]
+            assert [f["seq"] for f in frames[:-1]] == list(range(1, result["accepted"] + 1))
+            assert frames[-1] == {"type": "control", "event": "lines_dropped", "count": result["dropped"]}
+            await ws.disconnect()
+
+    run(body)
+
+
+def test_the_timeout_warns_then_ends_the_session(start, online_agent, member_client):
+    session_id = start(online_agent, timeout_seconds=1).json()["session_id"]
+
+    async def body():
+        ws = viewer(session_id, member_client.tokens.token)
+        assert (await ws.connect())[0]
+        assert (await ws.receive_json_from())["event"] == "session_started"
+        warning = await ws.receive_json_from(timeout=3)
+        assert warning["event"] == "session_ending" and warning["reason"] == "timeout"
+        assert 0 <= warning["seconds_remaining"] <= 1
+        assert await ws.receive_json_from(timeout=3) == {
+            "type": "control",
+            "event": "session_ended",
+            "reason": "timeout",
+        }
+        assert await closed_with(ws) == 1000
+        await ws.disconnect()
+
+    run(body)
+    body = member_client.get(f"/api/v1/stream/sessions/{session_id}").json()
+    assert body["status"] == "expired" and body["end_reason"] == "timeout"
+
+
+def test_deleting_the_agent_ends_the_viewers_session(start, online_agent, member_client):
+    session_id = start(online_agent).json()["session_id"]
+
+    async def body():
+        ws = viewer(session_id, member_client.tokens.token)
+        assert (await ws.connect())[0]
+        await ws.receive_json_from()
+        await sync_to_async(member_client.delete)(f"/api/v1/agents/{online_agent.pk}")
+        assert (await ws.receive_json_from(timeout=3))["reason"] == "agent_deleted"
+        await ws.disconnect()
+
+    run(body)
+
+
+def test_refusals(start, online_agent, member_client, other_admin_client, org):
+    session_id = start(online_agent).json()["session_id"]
+    ended_id = start(online_agent).json()["session_id"]
+    member_client.post("/api/v1/stream/stop", {"session_id": ended_id}, format="json")
+    deactivated_token = client_for(UserFactory(organization=org, status="deactivated")).tokens.token
+    token = member_client.tokens.token
+
+    async def body():
+        cases = [
+            (viewer(session_id, None), 4401),
+            (viewer(session_id, "not-a-token"), 4401),
+            (viewer(session_id, deactivated_token), 4401),
+            (viewer(session_id, token, headers=[(b"origin", b"https://evil.example")]), 4403),
+            (viewer(session_id, other_admin_client.tokens.token), 4404),
+            (viewer("00000000-0000-4000-8000-000000000000", token), 4404),
+            (viewer(ended_id, token), 4410),
+            (WebsocketCommunicator(application, "/api/v1/nowhere"), 4404),
+        ]
+        for ws, code in cases:
+            await ws.connect()
+            assert await closed_with(ws) == code
+            await ws.disconnect()
+        allowed = viewer(session_id, token, headers=[(b"origin", b"http://localhost:8080")])
+        assert (await allowed.connect())[0]
+        assert (await allowed.receive_json_from())["event"] == "session_started"
+        await allowed.disconnect()
+
+    run(body)
+
+
+def test_a_logged_out_token_is_refused(start, online_agent, member_client):
+    session_id = start(online_agent).json()["session_id"]
+    token = member_client.tokens.token
+    member_client.post("/api/v1/auth/logout")
+
+    async def body():
+        ws = viewer(session_id, token)
+        await ws.connect()
+        assert await closed_with(ws) == 4401
+        await ws.disconnect()
+
+    run(body)
+
+
+def test_viewer_frames_are_ignored_but_a_huge_one_closes_the_socket(start, online_agent, member_client):
+    session_id = start(online_agent).json()["session_id"]
+
+    async def body():
+        ws = viewer(session_id, member_client.tokens.token)
+        assert (await ws.connect())[0]
+        await ws.receive_json_from()
+        await ws.send_to(text_data=json.dumps({"hello": "there"}))
+        assert await ws.receive_nothing(timeout=0.2)
+        await ws.send_to(text_data="x" * (64 * 1024 + 1))
+        assert await closed_with(ws) == 4413
+        await ws.disconnect()
+
+    run(body)
+
+
+def agent_socket(agent, raw_key):
+    return WebsocketCommunicator(
+        application, f"/api/v1/edge/agents/{agent.pk}/ws", headers=[(b"x-api-key", raw_key.encode())]
+    )
+
+
+def test_the_agent_socket_hears_starts_and_stops_and_pushes_lines(start, online_agent, member_client, stream_key):
+    open_id = start(online_agent, filters={"source": "nginx"}).json()["session_id"]
+
+    async def body():
+        agent_ws = agent_socket(online_agent, stream_key)
+        assert (await agent_ws.connect())[0]
+        hello = await agent_ws.receive_json_from()
+        assert hello["type"] == "stream.start" and hello["session_id"] == open_id
+        assert hello["filters"] == {"source": "nginx"}
+
+        new = (await sync_to_async(start)(online_agent)).json()["session_id"]
+        started = await agent_ws.receive_json_from(timeout=3)
+        assert (started["type"], started["session_id"]) == ("stream.start", new)
+
+        watcher = viewer(new, member_client.tokens.token)
+        assert (await watcher.connect())[0]
+        await watcher.receive_json_from()
+        await agent_ws.send_json_to({"type": "logs", "session_id": new, "logs": [line("over the socket")]})
+        ack = await agent_ws.receive_json_from(timeout=3)
+        assert ack == {
+            "type": "ack",
+            "session_id": new,
+            "accepted": 1,
+            "filtered": 0,
+            "dropped": 0,
+            "session_status": "active",
+        }
+        frame = await watcher.receive_json_from(timeout=3)
+        assert (frame["seq"], frame["message"]) == (1, "over the socket")
+
+        await sync_to_async(member_client.post)("/api/v1/stream/stop", {"session_id": new}, format="json")
+        assert await agent_ws.receive_json_from(timeout=3) == {"type": "stream.stop", "session_id": new}
+        await agent_ws.send_json_to({"type": "logs", "session_id": new, "logs": [line("late")]})
+        late = await agent_ws.receive_json_from(timeout=3)
+        assert late["type"] == "error" and late["status"] == 410
+        await agent_ws.send_json_to({"type": "logs", "session_id": new, "logs": "nope"})
+        assert (await agent_ws.receive_json_from(timeout=3))["status"] == 400
+        await watcher.disconnect()
+        await agent_ws.disconnect()
+
+    run(body)
+
+
+def test_the_agent_socket_refuses_bad_keys(online_agent, org, other_org):
+    from agents.tests.factories import AgentFactory
+
+    no_stream = make_key(org, permissions=["edge:heartbeat"])[1]
+    good = make_key(org)[1]
+    foreign_agent = AgentFactory(organization=other_org)
+
+    async def body():
+        for ws, code in [
+            (WebsocketCommunicator(application, f"/api/v1/edge/agents/{online_agent.pk}/ws"), 4401),
+            (agent_socket(online_agent, "lf_prod_bogus"), 4401),
+            (agent_socket(online_agent, no_stream), 4403),
+            (agent_socket(foreign_agent, good), 4404),
+        ]:
+            await ws.connect()
+            assert await closed_with(ws) == code
+            await ws.disconnect()
+
+    run(body)
+
+
+def test_slow_viewers_do_not_block_the_agent(start, push_lines, online_agent, member_client):
+    """A viewer that reads nothing: pushes still answer at once; the layer drops what overflows its channel."""
+    session_id = start(online_agent).json()["session_id"]
+
+    async def body():
+        stuck = viewer(session_id, member_client.tokens.token)
+        assert (await stuck.connect())[0]
+        for _ in range(150):  # more messages than the channel layer holds for one consumer
+            r = await sync_to_async(push_lines)(online_agent, session_id, [line("x")])
+            assert r.status_code == 202
+        await asyncio.sleep(0)
+        await stuck.disconnect()
+
+    run(body)

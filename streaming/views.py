@@ -1,0 +1,107 @@
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from agents.models import Agent
+from logfleet.api.client import client_ip
+from logfleet.api.permissions import MemberWrites
+from logfleet.api.views import BaseGenericViewSet
+from streaming import services
+from streaming.models import OPEN_STATUSES, SessionStatus, StreamSession
+from streaming.serializers import (
+    SessionFilterSerializer,
+    StreamSessionSerializer,
+    StreamStartedSerializer,
+    StreamStartSerializer,
+    StreamStopSerializer,
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Stream sessions, newest first",
+        parameters=[OpenApiParameter("status", str, enum=SessionStatus.values), OpenApiParameter("agent_id", str)],
+    ),
+    retrieve=extend_schema(summary="One stream session"),
+)
+@extend_schema(tags=["streaming"])
+class StreamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGenericViewSet):
+    """Viewers may list and watch; admins and members start and stop."""
+
+    rate_group = "streaming"
+    permission_classes = [MemberWrites]
+    serializer_class = StreamSessionSerializer
+    queryset = StreamSession.objects.order_by("-started_at", "-id")
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):
+            return queryset
+        services.sessions_expire_due(organization_id=self.request.user.organization_id)
+        if self.action == "list":
+            filters = SessionFilterSerializer(data=self.request.query_params)
+            filters.is_valid(raise_exception=True)
+            data = filters.validated_data
+            if "agent_id" in data:
+                queryset = queryset.filter(agent_ref=data["agent_id"])
+            if "status" in data:
+                wanted = data["status"]
+                now = timezone.now()
+                if wanted in OPEN_STATUSES:
+                    queryset = queryset.filter(status=wanted, expires_at__gt=now)
+                else:
+                    queryset = queryset.filter(status=wanted)
+        return queryset
+
+    def _started_body(self, session) -> dict:
+        data = StreamSessionSerializer(session, context={"request": self.request}).data
+        return {
+            "session_id": data["id"],
+            "agent_id": data["agent_id"],
+            "status": data["status"],
+            "websocket_url": data["websocket_url"],
+            "session": data,
+        }
+
+    @extend_schema(
+        summary="Start watching an agent's live lines",
+        request=StreamStartSerializer,
+        responses={201: StreamStartedSerializer, 409: OpenApiResponse(description="agent offline, or a cap reached")},
+    )
+    @action(detail=False, methods=["post"], url_path="start")
+    def start(self, request):
+        serializer = StreamStartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        agent = get_object_or_404(
+            Agent.objects.select_related("organization"),
+            pk=data["agent_id"],
+            organization_id=request.user.organization_id,
+        )
+        session = services.stream_start(
+            agent=agent,
+            user=request.user,
+            timeout_seconds=data["timeout_seconds"],
+            filters=data["filters"],
+            filter_query=data["filter_query"],
+            ip_address=client_ip(request),
+        )
+        return Response(self._started_body(session), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Stop a session (repeating it is harmless)",
+        request=StreamStopSerializer,
+        responses={200: StreamStartedSerializer},
+    )
+    @action(detail=False, methods=["post"], url_path="stop")
+    def stop(self, request):
+        serializer = StreamStopSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session = get_object_or_404(
+            self.get_queryset().select_related("organization"), pk=serializer.validated_data["session_id"]
+        )
+        session = services.stream_stop(session=session, user=request.user, ip_address=client_ip(request))
+        return Response(self._started_body(session))
