@@ -222,7 +222,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "logfleet"},
+            # A viewer that does not read loses messages past `capacity` (its own, nobody else's): the
+            # agent's push and the other viewers never wait for it.
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "logfleet", "capacity": 100, "expiry": 60},
         }
     }
 else:
@@ -235,7 +237,9 @@ else:
             "OPTIONS": {"MAX_ENTRIES": 200_000},
         }
     }
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 100, "expiry": 60}}
+    }
 
 # --- authentication ------------------------------------------------------------------------
 

@@ -133,7 +133,7 @@ def database_url_of_test_db() -> str:
 class LiveServer:
     """A Daphne process serving logfleet.asgi on a free port, sharing the tests' database and Redis."""
 
-    def __init__(self, env: dict[str, str] | None = None, *, access_log: bool = True):
+    def __init__(self, env: dict[str, str] | None = None, *, access_log: bool = True, redis: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {
@@ -143,8 +143,10 @@ class LiveServer:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        if settings.REDIS_URL:
+        if settings.REDIS_URL and redis:
             full_env["REDIS_URL"] = settings.REDIS_URL
+        elif not redis:
+            full_env.pop("REDIS_URL", None)
         self.log = open(BASE_DIR / f".live-server-{self.port}.log", "w+")  # noqa: SIM115
         command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
         if not access_log:

@@ -1,0 +1,109 @@
+"""End to end across processes: a viewer on one Daphne, the agent pushing to another, sharing
+the database and Redis (API.md section 8)."""
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+import pytest
+import websockets
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.tests.factories import UserFactory
+from agents.models import Agent
+from agents.tests.factories import AgentFactory
+from apikeys.tests.factories import make_key
+from conftest import client_for
+from logfleet.testing import LiveServer
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL: the channel layer several processes share"),
+]
+
+
+def call(url, body=None, headers=None, method="POST"):
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method=method,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def line(message, level="INFO"):
+    return {"timestamp": "2024-01-15T10:30:00Z", "level": level, "message": message, "source": "app", "metadata": {}}
+
+
+def test_lines_stop_and_timeout_cross_processes(org):
+    agent = AgentFactory(organization=org)
+    Agent.objects.filter(pk=agent.pk).update(
+        last_heartbeat_at=timezone.now() + timedelta(minutes=5), reported_status="online"
+    )
+    token = client_for(UserFactory(organization=org)).tokens.token
+    raw_key = make_key(org)[1]
+    env = {"LOGFLEET_RATE_STREAMING": "1000/m"}
+    viewer_side, agent_side = LiveServer(env), LiveServer(env)
+    bearer = {"Authorization": f"Bearer {token}"}
+    try:
+        status, started = call(
+            f"{viewer_side.url}/api/v1/stream/start",
+            {"agent_id": str(agent.pk), "filters": {"level": ["error"]}},
+            bearer,
+        )
+        assert status == 201, started
+        session_id = started["session_id"]
+        assert started["websocket_url"] == f"ws://127.0.0.1:{viewer_side.port}/api/v1/stream/ws/{session_id}"
+        push_url = f"{agent_side.url}/api/v1/edge/agents/{agent.pk}/stream"
+
+        async def watch_until_stopped():
+            async with websockets.connect(f"{started['websocket_url']}?token={token}") as ws:
+                assert json.loads(await ws.recv())["event"] == "session_started"
+                lines = [line(f"error {i}", "ERROR") if i % 2 == 0 else line(f"info {i}") for i in range(40)]
+                status, result = await asyncio.to_thread(
+                    call, push_url, {"session_id": session_id, "logs": lines}, {"X-API-Key": raw_key}
+                )
+                assert status == 202 and result["accepted"] == 20 and result["filtered"] == 20, result
+                frames = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(20)]
+                assert [f["seq"] for f in frames] == list(range(1, 21))
+                assert [f["message"] for f in frames] == [f"error {i}" for i in range(0, 40, 2)]
+                status, _ = await asyncio.to_thread(
+                    call, f"{agent_side.url}/api/v1/stream/stop", {"session_id": session_id}, bearer
+                )
+                assert status == 200
+                ended = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert ended == {"type": "control", "event": "session_ended", "reason": "stopped"}
+                with pytest.raises(websockets.ConnectionClosedOK):
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert ws.close_code == 1000
+
+        asyncio.run(watch_until_stopped())
+        status, _ = call(push_url, {"session_id": session_id, "logs": [line("late", "ERROR")]}, {"X-API-Key": raw_key})
+        assert status == 410
+
+        status, short = call(
+            f"{agent_side.url}/api/v1/stream/start", {"agent_id": str(agent.pk), "timeout_seconds": 2}, bearer
+        )
+        assert status == 201
+
+        async def watch_until_timeout():
+            async with websockets.connect(
+                f"{short['websocket_url'].replace(str(agent_side.port), str(viewer_side.port))}?token={token}"
+            ) as ws:
+                events = [json.loads(await asyncio.wait_for(ws.recv(), 5))["event"] for _ in range(3)]
+                assert events == ["session_started", "session_ending", "session_ended"]
+
+        asyncio.run(watch_until_timeout())
+        assert token not in viewer_side.output() and token not in agent_side.output()
+    finally:
+        viewer_side.stop()
+        agent_side.stop()
