@@ -1,9 +1,11 @@
 from rest_framework import serializers
 
+from agents.models import AgentStatus
 from agents.serializers import LabelsField
+from metrics.models import MetricType
 
 
-class RegisterSerializer(serializers.Serializer):
+class AgentRegisterSerializer(serializers.Serializer):
     name = serializers.CharField(min_length=1, max_length=128)
     hostname = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     os = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
@@ -26,7 +28,7 @@ class ConfigReportSerializer(serializers.Serializer):
 class HeartbeatSerializer(serializers.Serializer):
     """Documents the heartbeat body; validation is edge.heartbeat.parse (the same rules, faster)."""
 
-    status = serializers.ChoiceField(choices=["online", "offline", "error"])
+    status = serializers.ChoiceField(choices=AgentStatus.choices)
     version = serializers.CharField(required=False, max_length=64)
     metrics = serializers.DictField(required=False, help_text="Host metrics (cpu, memory, disk, ...), ≤ 16 KiB")
     config_status = ConfigReportSerializer(required=False)
@@ -59,7 +61,7 @@ class SyncConfigSerializer(serializers.Serializer):
 
 class SampleSerializer(serializers.Serializer):
     name = serializers.CharField()
-    type = serializers.ChoiceField(choices=["counter", "gauge", "histogram"])
+    type = serializers.ChoiceField(choices=MetricType.choices)
     labels = serializers.DictField(child=serializers.CharField(), required=False)
     timestamp = serializers.CharField(help_text="ISO 8601 with offset, or Unix seconds (a number)")
     value = serializers.FloatField(required=False, help_text="counter increment or gauge value")

@@ -15,12 +15,12 @@ from agents.serializers import AgentSerializer
 from apikeys.authentication import APIKeyAuthentication, requires_key_permission
 from edge import heartbeat
 from edge.serializers import (
+    AgentRegisterSerializer,
     CompatHeartbeatSerializer,
     HeartbeatResponseSerializer,
     HeartbeatSerializer,
     IngestResultSerializer,
     MetricsPushSerializer,
-    RegisterSerializer,
     StreamPushResultSerializer,
     StreamPushSerializer,
     SyncConfigSerializer,
@@ -52,14 +52,14 @@ class EdgeView(BaseAPIView):
 @extend_schema(
     tags=["edge"],
     summary="Register an agent (idempotent by name)",
-    request=RegisterSerializer,
+    request=AgentRegisterSerializer,
     responses={201: AgentSerializer, 200: AgentSerializer},
 )
 class RegisterView(EdgeView):
     permission_classes = [requires_key_permission("edge:register")]
 
     def post(self, request):
-        serializer = RegisterSerializer(data=request.data)
+        serializer = AgentRegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         agent, created = agent_services.agent_register(
             organization_id=request.auth.organization_id,

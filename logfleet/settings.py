@@ -305,6 +305,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set that several fields share.
+    "ENUM_NAME_OVERRIDES": {
+        "AgentStatusEnum": "agents.models.AgentStatus",
+        "APIKeyStatusEnum": "apikeys.models.APIKeyStatus",
+        "StreamSessionStatusEnum": "streaming.models.SessionStatus",
+        "UserStatusEnum": "accounts.models.UserStatus",
+        "MetricTypeEnum": "metrics.models.MetricType",
+    },
 }
 
 # Request bodies: 1 MiB in general, 5 MiB for the edge pushes (metrics and stream lines).

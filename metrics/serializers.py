@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from agents.serializers import LabelsField
 from metrics import engine
-from metrics.models import MetricConfig
+from metrics.models import MetricConfig, MetricType
 
 LOG_SOURCE_RE = re.compile(r"^(\*|[a-z0-9_-]{1,64})$")
 MAX_TEST_LINES = 1000
@@ -16,7 +16,7 @@ class MetricRuleSerializer(serializers.Serializer):
     """Documents a rule; validation is metrics.engine (the same code the agent runs)."""
 
     name = serializers.CharField(help_text="[a-zA-Z_:][a-zA-Z0-9_:]*, unique within the config")
-    type = serializers.ChoiceField(choices=engine.TYPES)
+    type = serializers.ChoiceField(choices=MetricType.choices)
     description = serializers.CharField(required=False, default="")
     pattern = serializers.CharField(help_text="RE2 regular expression (no look-around or back-references)")
     labels = serializers.DictField(
