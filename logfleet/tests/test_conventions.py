@@ -173,6 +173,12 @@ def test_the_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
 
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
     schema = yaml.safe_load((tmp_path / "schema.yaml").read_text())
-    for path in ("/api/v1/agents", "/api/v1/api-keys", "/api/v1/metric-configs", "/api/v1/metrics/query",
-                 "/api/v1/stream/start", "/api/v1/edge/agents/{agent_id}/metrics"):
+    for path in (
+        "/api/v1/agents",
+        "/api/v1/api-keys",
+        "/api/v1/metric-configs",
+        "/api/v1/metrics/query",
+        "/api/v1/stream/start",
+        "/api/v1/edge/agents/{agent_id}/metrics",
+    ):
         assert path in schema["paths"], path
