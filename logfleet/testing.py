@@ -133,8 +133,10 @@ def database_url_of_test_db() -> str:
 class LiveServer:
     """A Daphne process serving logfleet.asgi on a free port, sharing the tests' database and Redis."""
 
-    def __init__(self, env: dict[str, str] | None = None, *, access_log: bool = True, redis: bool = True):
-        self.port = free_port()
+    def __init__(
+        self, env: dict[str, str] | None = None, *, access_log: bool = True, redis: bool = True, port: int | None = None
+    ):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {
             **os.environ,

@@ -286,24 +286,26 @@ class Extractor:
             return [*self._everywhere, *(rule for rules in self._by_source.values() for rule in rules)]
         return [*self._by_source.get(source, ()), *self._everywhere]
 
-    def process(self, line: str, source: str | None = None) -> list[Match]:
+    def process(self, line: str | bytes, source: str | None = None) -> list[Match]:
         return match_line(self.rules_for(source), line)
 
 
-def match_line(rules, line: str) -> list[Match]:
+def match_line(rules, line: str | bytes) -> list[Match]:
+    data = line.encode("utf-8", errors="replace") if isinstance(line, str) else line
     matches = []
     for rule in rules:
-        found = rule.regex.search(line)
+        found = rule.regex.search(data)
         if found is None:
             continue
         labels = {
-            name: (found.group(group) or "") if group is not None else literal for name, group, literal in rule.labels
+            name: (found.group(group) or b"").decode("utf-8", errors="replace") if group is not None else literal
+            for name, group, literal in rule.labels
         }
         if rule.value_group is None:
             value = 1.0
         else:
             try:
-                value = float(found.group(rule.value_group) or "")
+                value = float(found.group(rule.value_group) or b"")
             except ValueError:
                 continue  # a captured value that is not a number skips the line
             if rule.transform is not None:

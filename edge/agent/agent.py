@@ -1,0 +1,394 @@
+"""The agent's main loop."""
+
+import json
+import logging
+import os
+import platform
+import queue
+import re
+import shutil
+import socket
+import threading
+import time
+import uuid
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge.agent.client import EdgeClient, RequestFailed, ServerUnavailable, backoff
+from edge.agent.queue import DiskQueue
+from edge.agent.tail import FileTailer, OffsetStore
+from metrics import engine
+
+logger = logging.getLogger("logfleet.agent")
+
+VERSION = "1.0.0"
+LEVEL_RE = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)\b", re.IGNORECASE)
+STREAM_PUSH_EVERY = 0.25
+MAX_STREAM_BATCH = 1000
+MAX_STREAM_BUFFER = 5000
+
+
+@dataclass
+class Options:
+    server: str
+    api_key: str
+    name: str
+    sources: dict[str, str]
+    state_dir: Path
+    labels: dict[str, str] = field(default_factory=dict)
+    heartbeat_interval: float = 30
+    metrics_interval: float = 60
+    queue_max_bytes: int = 50 * 1024 * 1024
+    poll_interval: float = 0.2
+
+
+@dataclass
+class Session:
+    id: str
+    filters: dict
+    expires_at: float
+    buffer: list = field(default_factory=list)
+
+
+def host_metrics() -> dict:
+    metrics = {}
+    with suppress(OSError):
+        metrics["cpu"] = round(min(100.0, os.getloadavg()[0] / (os.cpu_count() or 1) * 100), 1)
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+        total = int(info["MemTotal"].split()[0])
+        available = int(info["MemAvailable"].split()[0])
+        metrics["memory"] = round((total - available) / total * 100, 1)
+    except (OSError, KeyError, ValueError, ZeroDivisionError):
+        pass
+    usage = shutil.disk_usage("/")
+    metrics["disk"] = round(usage.used / usage.total * 100, 1)
+    return metrics
+
+
+def to_line(source: str, path: str, text: str, fmt: str) -> dict:
+    level, message = "", text
+    if fmt == "json":
+        try:
+            parsed = json.loads(text)
+            if isinstance(parsed, dict):
+                level = str(parsed.get("level") or parsed.get("severity") or "")
+                message = str(parsed.get("message") or parsed.get("msg") or text)
+        except ValueError:
+            pass
+    if not level:
+        found = LEVEL_RE.search(text)
+        level = found.group(1).upper() if found else ""
+    return {
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "level": level,
+        "message": message,
+        "source": source,
+        "metadata": {"path": path},
+    }
+
+
+def matches(filters: dict, line: dict) -> bool:
+    levels = [level.lower() for level in filters.get("level") or []]
+    if levels and line["level"].lower() not in levels:
+        return False
+    if filters.get("source") and line["source"] != filters["source"]:
+        return False
+    return not (filters.get("pattern") and filters["pattern"] not in line["message"])
+
+
+class Agent:
+    def __init__(self, options: Options):
+        self.options = options
+        self.client = EdgeClient(options.server, options.api_key)
+        options.state_dir.mkdir(parents=True, exist_ok=True)
+        self.offsets = OffsetStore(options.state_dir / "offsets.json")
+        self.queue = DiskQueue(options.state_dir / "queue", options.queue_max_bytes)
+        self.stop_event = threading.Event()
+        self.agent_id: str | None = None
+        self.sources = dict(options.sources)  # name -> path
+        self.formats: dict[str, str] = {}
+        self.tailers: dict[str, FileTailer] = {}
+        self.extractor = engine.Extractor([])
+        self.aggregator = engine.Aggregator()
+        self.etag: str | None = None
+        self.config_report: dict | None = None
+        self.heartbeat_interval = options.heartbeat_interval
+        self.metrics_interval = options.metrics_interval
+        self.sessions: dict[str, Session] = {}
+        self.instructions: queue.Queue = queue.Queue()
+        self.next = {
+            "heartbeat": 0.0,
+            "sync": 0.0,
+            "flush": time.monotonic() + options.metrics_interval,
+            "send": 0.0,
+            "stream": 0.0,
+            "offsets": 0.0,
+        }
+        self.send_attempts = 0
+        self._sync_tailers()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        self._register()
+        if self.agent_id is None:
+            return
+        threading.Thread(target=self._websocket_loop, name="agent-websocket", daemon=True).start()
+        while not self.stop_event.is_set():
+            self.tick()
+            self.stop_event.wait(self.options.poll_interval)
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Keep what this interval extracted (queued on disk) and where each file was read up to."""
+        self._flush_metrics()
+        deadline = time.monotonic() + 5
+        while len(self.queue) and time.monotonic() < deadline and self._send_one():
+            pass
+        for tailer in self.tailers.values():
+            tailer.close()
+        self.offsets.save()
+        logger.info("stopped; %d metric batches wait in the queue", len(self.queue))
+
+    def _register(self) -> None:
+        attempt = 0
+        while not self.stop_event.is_set():
+            try:
+                agent = self.client.register(
+                    name=self.options.name,
+                    hostname=socket.gethostname(),
+                    os=f"{platform.system()} {platform.release()}",
+                    version=VERSION,
+                    labels=self.options.labels,
+                )
+                self.agent_id = agent["id"]
+                logger.info("registered as %s (%s)", self.options.name, self.agent_id)
+                return
+            except ServerUnavailable as exc:
+                wait = exc.retry_after or backoff(attempt)
+                logger.warning("cannot register yet (%s); retrying in %.0f s", exc, wait)
+            except RequestFailed as exc:
+                logger.error("registration refused: %s", exc)
+                if exc.status in (401, 403):
+                    self.stop_event.set()
+                    return
+                wait = backoff(attempt)
+            attempt += 1
+            self.stop_event.wait(wait)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        self._apply_instructions()
+        for name, tailer in list(self.tailers.items()):
+            for text in tailer.read_lines():
+                self._process(name, text)
+        if now >= self.next["heartbeat"]:
+            self._heartbeat()
+            self.next["heartbeat"] = now + self.heartbeat_interval
+        if now >= self.next["sync"]:
+            self._sync()
+            self.next["sync"] = now + 60
+        if now >= self.next["flush"]:
+            self._flush_metrics()
+            self.next["flush"] = now + self.metrics_interval
+        if now >= self.next["send"] and len(self.queue):
+            while self._send_one():
+                pass
+        if now >= self.next["stream"]:
+            self._push_streams()
+            self.next["stream"] = now + STREAM_PUSH_EVERY
+        if now >= self.next["offsets"]:
+            for tailer in self.tailers.values():
+                tailer.remember()
+            self.offsets.save()
+            self.next["offsets"] = now + 5
+
+    def _process(self, source: str, text: str) -> None:
+        for match in self.extractor.process(text, source):
+            self.aggregator.add(match)
+        if self.sessions:
+            line = to_line(source, self.sources.get(source, ""), text, self.formats.get(source, "text"))
+            for session in self.sessions.values():
+                if matches(session.filters, line) and len(session.buffer) < MAX_STREAM_BUFFER:
+                    session.buffer.append(line)
+
+    def _sync_tailers(self) -> None:
+        for name, path in self.sources.items():
+            current = self.tailers.get(name)
+            if current is None or current.path != path:
+                if current is not None:
+                    current.close()
+                self.tailers[name] = FileTailer(name, path, self.offsets)
+                logger.info("tailing %s (%s)", path, name)
+        for name in set(self.tailers) - set(self.sources):
+            self.tailers.pop(name).close()
+
+    # --- heartbeat and streams -----------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        body = {"status": "online", "version": VERSION, "metrics": host_metrics()}
+        if self.config_report is not None:
+            body["config_status"] = self.config_report
+        try:
+            answer = self.client.heartbeat(self.agent_id, body)
+        except ServerUnavailable as exc:
+            logger.warning("heartbeat failed: %s", exc)
+            return
+        except RequestFailed as exc:
+            logger.error("heartbeat refused: %s", exc)
+            if exc.status == 404:
+                self._register()
+            return
+        if answer.get("config_hash") and answer["config_hash"] != (self.config_report or {}).get("hash"):
+            self.next["sync"] = 0.0  # something changed: sync now
+        for item in answer.get("streams", []):
+            self.instructions.put(item)
+
+    def _apply_instructions(self) -> None:
+        while True:
+            try:
+                item = self.instructions.get_nowait()
+            except queue.Empty:
+                break
+            session_id = item["session_id"]
+            if item.get("action", "start") == "start" and session_id not in self.sessions:
+                expires = datetime.fromisoformat(item["expires_at"]).timestamp()
+                if expires > time.time():
+                    self.sessions[session_id] = Session(session_id, item.get("filters") or {}, expires)
+                    logger.info("streaming session %s started", session_id)
+            elif item.get("action") == "stop" and self.sessions.pop(session_id, None):
+                logger.info("streaming session %s stopped", session_id)
+        for session_id in [s.id for s in self.sessions.values() if s.expires_at <= time.time()]:
+            self.sessions.pop(session_id)
+            logger.info("streaming session %s expired", session_id)
+
+    def _push_streams(self) -> None:
+        for session in list(self.sessions.values()):
+            while session.buffer:
+                batch, session.buffer = session.buffer[:MAX_STREAM_BATCH], session.buffer[MAX_STREAM_BATCH:]
+                try:
+                    self.client.push_lines(self.agent_id, session.id, batch)
+                except ServerUnavailable as exc:
+                    logger.warning("could not stream lines (%s); dropping %d", exc, len(batch))
+                    break
+                except RequestFailed as exc:
+                    logger.info("session %s is over (%s)", session.id, exc.status)
+                    self.sessions.pop(session.id, None)
+                    break
+
+    def _websocket_loop(self) -> None:
+        """Instant stream instructions (the heartbeat carries them too, every interval)."""
+        try:
+            from websockets.sync.client import connect
+        except ImportError:
+            return
+        url = self.options.server.replace("http://", "ws://").replace("https://", "wss://").rstrip("/")
+        url += f"/api/v1/edge/agents/{self.agent_id}/ws"
+        attempt = 0
+        while not self.stop_event.is_set():
+            try:
+                with connect(url, additional_headers={"X-API-Key": self.options.api_key}, open_timeout=10) as ws:
+                    attempt = 0
+                    while not self.stop_event.is_set():
+                        try:
+                            message = json.loads(ws.recv(timeout=1))
+                        except TimeoutError:
+                            continue
+                        if message.get("type") == "stream.start":
+                            self.instructions.put({**message, "action": "start"})
+                        elif message.get("type") == "stream.stop":
+                            self.instructions.put({"session_id": message["session_id"], "action": "stop"})
+            except Exception as exc:  # any failure of the socket: reconnect later
+                code = getattr(getattr(exc, "rcvd", None), "code", None)
+                if code in (4401, 4403):
+                    logger.error("the server refused the agent socket (%s); relying on heartbeats", code)
+                    return
+                attempt += 1
+                self.stop_event.wait(backoff(attempt, cap=30))
+
+    # --- metric configs and samples ------------------------------------------------------
+
+    def _sync(self) -> None:
+        try:
+            status, body, etag = self.client.sync(self.agent_id, self.etag)
+        except (ServerUnavailable, RequestFailed) as exc:
+            logger.warning("config sync failed: %s", exc)
+            return
+        if status == 304:
+            return
+        self.etag = etag
+        agent_config = body.get("agent_config") or {}
+        self.heartbeat_interval = agent_config.get("heartbeat_interval_seconds", self.heartbeat_interval)
+        new_interval = agent_config.get("metrics_interval_seconds", self.metrics_interval)
+        if new_interval != self.metrics_interval:
+            self.metrics_interval = new_interval
+            self.next["flush"] = min(self.next["flush"], time.monotonic() + new_interval)
+        for source in agent_config.get("log_sources", []):
+            self.sources[source["name"]] = source["path"]
+            self.formats[source["name"]] = source.get("format", "text")
+        self._sync_tailers()
+        compiled, errors = [], []
+        for config in body.get("configs", []):
+            rules = []
+            for index, raw in enumerate(config.get("metrics", [])):
+                _clean, rule, rule_errors = engine.validate_rule(raw, index)
+                if rule is None:
+                    errors += [
+                        {"config_id": config["id"], "metric": str(raw.get("name", index)), "message": m}
+                        for m in rule_errors.values()
+                    ]
+                else:
+                    rules.append(rule)
+            compiled.append(engine.CompiledConfig(config["id"], config.get("log_source", "*"), tuple(rules)))
+        self.extractor = engine.Extractor(compiled)
+        self.config_report = {"hash": body["hash"], "state": "failed" if errors else "applied", "errors": errors}
+        logger.info(
+            "applied %d metric config(s) (hash %s)%s",
+            len(compiled),
+            body["hash"][:12],
+            f", {len(errors)} rule error(s)" if errors else "",
+        )
+        self.next["heartbeat"] = 0.0  # report it
+
+    def _flush_metrics(self) -> None:
+        samples = self.aggregator.flush(round(time.time(), 3))
+        if samples:
+            self.queue.put({"batch_id": str(uuid.uuid4()), "samples": samples})
+            self.next["send"] = 0.0
+
+    def _send_one(self) -> bool:
+        """Send the oldest queued batch; True when it left the queue."""
+        item = self.queue.peek()
+        if item is None or self.agent_id is None:
+            return False
+        path, batch = item
+        try:
+            result = self.client.push_metrics(self.agent_id, batch)
+        except ServerUnavailable as exc:
+            self.send_attempts += 1
+            wait = exc.retry_after or backoff(self.send_attempts)
+            self.next["send"] = time.monotonic() + wait
+            logger.warning("metrics not sent (%s); %d batch(es) queued, retrying in %.0f s", exc, len(self.queue), wait)
+            return False
+        except RequestFailed as exc:
+            if exc.status == 404:
+                self._register()
+                return False
+            logger.error("batch %s refused for good (%s); discarded", batch.get("batch_id"), exc)
+            self.queue.remove(path)
+            return True
+        self.send_attempts = 0
+        self.queue.remove(path)
+        if result.get("rejected"):
+            logger.warning(
+                "batch %s: %d sample(s) rejected: %s",
+                batch["batch_id"],
+                result["rejected"],
+                result.get("errors", [])[:3],
+            )
+        return True

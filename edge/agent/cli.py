@@ -1,0 +1,76 @@
+"""`python -m edge.agent`: options from the command line or the environment."""
+
+import argparse
+import logging
+import os
+import signal
+from pathlib import Path
+
+from edge.agent.agent import Agent, Options
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key or not rest:
+            raise SystemExit(f"{option} takes name=value, not {value!r}")
+        pairs[key] = rest
+    return pairs
+
+
+def parse(argv=None) -> tuple[Options, str]:
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="python -m edge.agent", description="The LogFleet edge agent.")
+    parser.add_argument("--server", default=env.get("LOGFLEET_SERVER"), help="LogFleet URL (LOGFLEET_SERVER)")
+    parser.add_argument("--api-key", default=env.get("LOGFLEET_API_KEY"), help="API key (LOGFLEET_API_KEY)")
+    parser.add_argument("--name", default=env.get("LOGFLEET_AGENT_NAME"), help="agent name (LOGFLEET_AGENT_NAME)")
+    parser.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        help="name=/path/to/file, repeatable (LOGFLEET_SOURCES: comma-separated)",
+    )
+    parser.add_argument("--label", action="append", default=[], help="key=value for a new agent, repeatable")
+    parser.add_argument(
+        "--state-dir",
+        default=env.get("LOGFLEET_STATE_DIR"),
+        help="offsets and the metric queue (LOGFLEET_STATE_DIR; default ~/.logfleet-agent/<name>)",
+    )
+    parser.add_argument("--heartbeat-interval", type=float, default=float(env.get("LOGFLEET_HEARTBEAT_INTERVAL", 30)))
+    parser.add_argument("--metrics-interval", type=float, default=float(env.get("LOGFLEET_METRICS_INTERVAL", 60)))
+    parser.add_argument("--queue-max-mb", type=float, default=float(env.get("LOGFLEET_QUEUE_MAX_MB", 50)))
+    parser.add_argument("--log-level", default=env.get("LOGFLEET_LOG_LEVEL", "INFO"))
+    args = parser.parse_args(argv)
+    for required in ("server", "api_key", "name"):
+        if not getattr(args, required):
+            parser.error(f"--{required.replace('_', '-')} is required")
+    sources = args.source or [s for s in env.get("LOGFLEET_SOURCES", "").split(",") if s]
+    state_dir = Path(args.state_dir or Path.home() / ".logfleet-agent" / args.name)
+    options = Options(
+        server=args.server,
+        api_key=args.api_key,
+        name=args.name,
+        sources=_pairs(sources, "--source"),
+        labels=_pairs(args.label, "--label"),
+        state_dir=state_dir,
+        heartbeat_interval=args.heartbeat_interval,
+        metrics_interval=args.metrics_interval,
+        queue_max_bytes=int(args.queue_max_mb * 1024 * 1024),
+    )
+    return options, args.log_level
+
+
+def main(argv=None) -> int:
+    options, level = parse(argv)
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    agent = Agent(options)
+
+    def stop(signum, _frame):
+        logging.getLogger("logfleet.agent").info("signal %s: stopping", signal.Signals(signum).name)
+        agent.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    agent.run()
+    return 0

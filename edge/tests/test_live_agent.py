@@ -1,0 +1,181 @@
+"""The whole loop with real processes: Daphne and the reference agent on a temporary log file.
+
+Lines appended to the file become samples queryable through /metrics/query and live lines on a
+viewer's WebSocket; the server is stopped for a while and restarted, and no sample is lost or
+counted twice.
+"""
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import websockets
+from django.conf import settings
+
+from accounts.models import Role
+from accounts.tests.factories import UserFactory
+from agents import services as agent_services
+from agents.models import Agent
+from apikeys.tests.factories import make_key
+from conftest import client_for
+from edge.agent.loggen import line
+from logfleet.testing import LiveServer
+from metrics import engine
+from metrics import services as metric_services
+from metrics.examples import nginx_example
+from metrics.models import MetricBatch
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+def get(url, token):
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def post(url, token, body):
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def requests_counted(server, token) -> float:
+    end = int(time.time()) + 120
+    body = get(
+        f"{server.url}/api/v1/metrics/query?name=http_requests_total&start={end - 7200}&end={end}&step=3600", token
+    )
+    return sum(value for series in body["series"] for _ts, value in series["points"])
+
+
+def wait_for(condition, timeout: float, what: str, describe=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}" + (f": {describe()}" if describe else ""))
+
+
+def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org, tmp_path):
+    user = UserFactory(organization=org, role=Role.ADMIN)
+    token = client_for(user).tokens.token
+    _key, raw_key = make_key(org)
+    example = nginx_example()
+    normalized, _rules = engine.compile_rules(example["metrics"])
+    metric_services.metric_config_create(organization=org, actor=user, **{**example, "metrics": normalized})
+    agent = agent_services.agent_create(organization=org, name="store-01", actor=user)
+    agent_services.agent_config_update(
+        agent=agent,
+        version=1,
+        actor=user,
+        config={**agent.config, "heartbeat_interval_seconds": 5, "metrics_interval_seconds": 10},
+    )
+    log_file = tmp_path / "access.log"
+    rng = random.Random(7)
+    log_file.write_text("".join(line(rng) + "\n" for _ in range(5)))  # before the agent: not counted
+
+    env = {"HEARTBEAT_FLUSH_SECONDS": "1", "LOGFLEET_RATE_DASHBOARD": "100000/m", "LOGFLEET_RATE_AGENTS": "100000/m"}
+    server = LiveServer(env)
+    agent_log = open(tmp_path / "agent.log", "w+")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge.agent",
+            "--server",
+            server.url,
+            "--api-key",
+            raw_key,
+            "--name",
+            "store-01",
+            "--source",
+            f"nginx={log_file}",
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        cwd=settings.BASE_DIR,
+        stdout=agent_log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+    def append(count: int, text: str | None = None):
+        with log_file.open("a") as handle:
+            for _ in range(count):
+                handle.write((text or line(rng)) + "\n")
+
+    def agent_output() -> str:
+        agent_log.flush()
+        return (tmp_path / "agent.log").read_text()[-3000:]
+
+    try:
+        wait_for(lambda: Agent.objects.with_status().get(pk=agent.pk).status == "online", 30, "the agent online")
+        wait_for(lambda: "applied 1 metric config" in agent_output(), 30, "the config applied")
+        wait_for(
+            lambda: get(f"{server.url}/api/v1/agents/{agent.pk}", token)["config_status"] == "in_sync",
+            30,
+            "config in sync",
+        )
+        append(30)
+        wait_for(lambda: requests_counted(server, token) == 30, 40, "30 requests counted")
+
+        started = post(
+            f"{server.url}/api/v1/stream/start", token, {"agent_id": str(agent.pk), "filters": {"pattern": "marker-42"}}
+        )
+
+        async def watch():
+            async with websockets.connect(f"{started['websocket_url']}?token={token}") as ws:
+                assert json.loads(await ws.recv())["event"] == "session_started"
+                await asyncio.sleep(1.0)  # the agent hears of the session on its WebSocket
+                await asyncio.to_thread(append, 3, '10.0.0.1 - - [x] "GET /marker-42 HTTP/1.1" 200 1 request_time=0.1')
+                await asyncio.to_thread(append, 2)
+                frames = [json.loads(await asyncio.wait_for(ws.recv(), 15)) for _ in range(3)]
+                assert [f["seq"] for f in frames] == [1, 2, 3]
+                assert all("marker-42" in f["message"] and f["source"] == "nginx" for f in frames)
+
+        asyncio.run(watch())
+        post(f"{server.url}/api/v1/stream/stop", token, {"session_id": started["session_id"]})
+        wait_for(
+            lambda: requests_counted(server, token) == 35,
+            40,
+            "35 requests counted",
+            lambda: (requests_counted(server, token), agent_output()),
+        )
+
+        port = server.port
+        server.stop()
+        append(20)
+        wait_for(
+            lambda: "batch(es) queued" in agent_output(), 40, "the agent to queue a batch while the server is down"
+        )
+        server = LiveServer(env, port=port)
+        wait_for(lambda: requests_counted(server, token) == 55, 60, "the queued batches delivered")
+        time.sleep(3)
+        assert requests_counted(server, token) == 55  # nothing counted twice
+        assert MetricBatch.objects.filter(agent_id=agent.pk).count() >= 3
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=20) == 0, agent_output()
+        finally:
+            if process.poll() is None:
+                process.kill()
+            server.stop()
+            agent_log.close()
+    assert "stopped;" in (tmp_path / "agent.log").read_text()
