@@ -9,9 +9,7 @@ transaction, so an agent's status is at most that much late and thousands of age
 round trip a second instead of one each. With HEARTBEAT_FLUSH_SECONDS=0 every heartbeat is
 written before it is answered (the tests use this).
 
-Identity records follow the API-key pattern: writers drop them at once and publish the
-committed state after commit; readers only ever *add*, so a reader that raced a change cannot
-put a stale record back.
+Identity records live in the shared cache like API-key records (logfleet.shared_cache).
 """
 
 import atexit
@@ -23,12 +21,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import close_old_connections, connection, transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from agents.models import Agent
+from logfleet import shared_cache
 
 logger = logging.getLogger("logfleet.heartbeats")
 
@@ -52,38 +50,15 @@ def _load(agent_id) -> tuple | str:
 
 
 def agent_identity(agent_id) -> AgentIdentity | None:
-    key = _identity_key(agent_id)
-    try:
-        record = cache.get(key)
-    except Exception:
-        logger.warning("identity cache unavailable; reading the database", exc_info=True)
-        record = None
-    if record is None:
-        record = _load(agent_id)
-        try:
-            cache.add(key, record, IDENTITY_TTL)
-        except Exception:
-            logger.debug("could not cache the identity of %s", agent_id, exc_info=True)
+    record = shared_cache.read_through(_identity_key(agent_id), lambda: _load(agent_id), IDENTITY_TTL)
     if record == _GONE:
         return None
     return AgentIdentity(*record)
 
 
 def identity_changed(agent_id) -> None:
-    """The agent's config hash changed or the agent is gone: drop its record now, publish after commit."""
-    key = _identity_key(agent_id)
-    try:
-        cache.delete(key)
-    except Exception:
-        logger.warning("could not drop the identity of %s", agent_id, exc_info=True)
-
-    def publish():
-        try:
-            cache.set(key, _load(agent_id), IDENTITY_TTL)
-        except Exception:
-            logger.warning("could not publish the identity of %s", agent_id, exc_info=True)
-
-    transaction.on_commit(publish)
+    """The agent's config hash changed or the agent is gone."""
+    shared_cache.refresh_after_commit(_identity_key(agent_id), lambda: _load(agent_id), IDENTITY_TTL)
 
 
 @receiver(post_delete, sender=Agent, dispatch_uid="agents-identity-on-delete")

@@ -1,10 +1,8 @@
 """API keys: creation (the raw key is returned once), rotation, revocation and authentication.
 
 Authentication reads the key's record from the shared cache (Redis in production) and falls
-back to one indexed query by prefix. Revocation and rotation write the fresh record into that
-cache after they commit, and authentication only ever *adds* to it, so a request that read the
-database just before a revocation cannot put a stale "active" record back: a revoked key fails
-on the very next request on every process.
+back to one indexed query by prefix; revocation and rotation refresh that record after they
+commit (logfleet.shared_cache), so a revoked key fails on the very next request on every process.
 """
 
 import logging
@@ -20,6 +18,7 @@ from accounts.models import ActorType, Organization, User
 from accounts.services import audit_record
 from apikeys import keys
 from apikeys.models import APIKey, APIKeyStatus
+from logfleet import shared_cache
 from logfleet.api.exceptions import Conflict
 
 logger = logging.getLogger("logfleet.apikeys")
@@ -78,25 +77,8 @@ def _records(prefix: str) -> list[dict]:
     ]
 
 
-def _publish(prefix: str) -> None:
-    """Write the committed state of the keys with this prefix into the shared cache."""
-    try:
-        cache.set(_cache_key(prefix), _records(prefix), RECORD_TTL)
-    except Exception:
-        logger.warning("could not publish API key %s to the cache", prefix, exc_info=True)
-
-
 def _publish_on_commit(prefix: str) -> None:
-    """Drop the cached record now and write the committed state once the transaction commits.
-
-    Dropping it at once makes the change visible even before the commit callback runs; writing
-    it after the commit overwrites any stale record a concurrent request added in between.
-    """
-    try:
-        cache.delete(_cache_key(prefix))
-    except Exception:
-        logger.warning("could not drop API key %s from the cache", prefix, exc_info=True)
-    transaction.on_commit(lambda: _publish(prefix))
+    shared_cache.refresh_after_commit(_cache_key(prefix), lambda: _records(prefix), RECORD_TTL)
 
 
 def authenticate(raw_key: str) -> KeyPrincipal | None:
@@ -104,17 +86,7 @@ def authenticate(raw_key: str) -> KeyPrincipal | None:
     prefix = keys.parse_prefix(raw_key)
     if prefix is None:
         return None  # refused before any I/O
-    try:
-        records = cache.get(_cache_key(prefix))
-    except Exception:
-        logger.warning("API key cache unavailable; reading the database", exc_info=True)
-        records = None
-    if records is None:
-        records = _records(prefix)
-        try:
-            cache.add(_cache_key(prefix), records, RECORD_TTL)
-        except Exception:
-            logger.debug("could not cache API key %s", prefix, exc_info=True)
+    records = shared_cache.read_through(_cache_key(prefix), lambda: _records(prefix), RECORD_TTL)
     for record in records:
         if not keys.matches(raw_key, record["hash"]):
             continue

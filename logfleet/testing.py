@@ -1,11 +1,13 @@
 """Helpers the test suites (and the benchmarks) of every app share: the resource battery and
 live server processes."""
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -189,3 +191,19 @@ class LiveServer:
             self.process.wait()
         self.log.close()
         Path(self.log.name).unlink(missing_ok=True)
+
+
+def http_json(url: str, body=None, headers: dict | None = None, method: str | None = None) -> tuple[int, object]:
+    """One JSON request to a live server: (status, decoded body), also for 4xx/5xx answers."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method or ("POST" if data is not None else "GET"),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")

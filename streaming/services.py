@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.services import audit_record
 from agents.models import Agent, AgentStatus
+from logfleet import shared_cache
 from logfleet.api.exceptions import Conflict, Gone
 from streaming.models import OPEN_STATUSES, EndReason, SessionStatus, StreamSession
 
@@ -69,13 +70,10 @@ def agent_instructions(agent_id) -> list[dict]:
     Cached briefly in the shared cache (heartbeats are the hot path); every change to the agent's
     sessions drops the cached list.
     """
-    key = _instructions_key(agent_id)
-    try:
-        cached = cache.get(key)
-    except Exception:
-        cached = None
-    if cached is not None:
-        return cached
+    return shared_cache.read_through(_instructions_key(agent_id), lambda: _instructions(agent_id), INSTRUCTIONS_TTL)
+
+
+def _instructions(agent_id) -> list[dict]:
     now = timezone.now()
     sessions = (
         StreamSession.objects.filter(agent_ref=agent_id)
@@ -88,19 +86,11 @@ def agent_instructions(agent_id) -> list[dict]:
             result.append(instruction(session, "start"))
         elif (session.stopped_at or session.expires_at) >= now - RECENTLY_ENDED:
             result.append(instruction(session, "stop"))
-    try:
-        cache.add(key, result, INSTRUCTIONS_TTL)
-    except Exception:
-        logger.debug("could not cache stream instructions", exc_info=True)
     return result
 
 
 def _sessions_changed(agent_id) -> None:
-    try:
-        cache.delete(_instructions_key(agent_id))
-    except Exception:
-        logger.warning("could not drop the stream instructions of %s", agent_id, exc_info=True)
-    transaction.on_commit(lambda: cache.delete(_instructions_key(agent_id)))
+    shared_cache.refresh_after_commit(_instructions_key(agent_id), None, INSTRUCTIONS_TTL)
 
 
 # --- lifecycle -----------------------------------------------------------------------------

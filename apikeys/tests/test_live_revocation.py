@@ -1,32 +1,18 @@
 """A revoked key fails on the very next request on every server process (API.md section 4)."""
 
-import json
-import urllib.error
-import urllib.request
-
 import pytest
 from django.conf import settings
 
 from accounts.tests.factories import UserFactory
 from apikeys.tests.factories import make_key
 from conftest import client_for
-from logfleet.testing import LiveServer
+from logfleet.testing import LiveServer, http_json
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 
 def call(url: str, method: str = "POST", body: dict | None = None, headers: dict | None = None) -> int:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body or {}).encode() if method == "POST" else None,
-        headers={"Content-Type": "application/json", **(headers or {})},
-        method=method,
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    return http_json(url, body if method == "POST" else None, headers, method)[0]
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL: the cache several processes share")

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 import websockets
@@ -26,7 +25,7 @@ from agents.models import Agent
 from apikeys.tests.factories import make_key
 from conftest import client_for
 from edge.agent.loggen import line
-from logfleet.testing import LiveServer
+from logfleet.testing import LiveServer, http_json
 from metrics import engine
 from metrics import services as metric_services
 from metrics.examples import nginx_example
@@ -36,20 +35,16 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 
 def get(url, token):
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+    status, body = http_json(url, headers={"Authorization": f"Bearer {token}"})
+    if status != 200:
+        raise OSError(f"{status}: {body}")
+    return body
 
 
 def post(url, token, body):
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+    status, answer = http_json(url, body, {"Authorization": f"Bearer {token}"})
+    assert status in (200, 201), answer
+    return answer
 
 
 def requests_counted(server, token) -> float:

@@ -1,15 +1,13 @@
 """A real server writes the heartbeats it buffered (agents.heartbeats) on its writer thread."""
 
-import json
 import time
-import urllib.request
 
 import pytest
 
 from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import make_key
-from logfleet.testing import LiveServer
+from logfleet.testing import LiveServer, http_json
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -19,15 +17,12 @@ def test_a_heartbeat_is_in_the_database_within_the_flush_interval(org):
     _key, raw = make_key(org, permissions=["edge:heartbeat"])
     server = LiveServer({"HEARTBEAT_FLUSH_SECONDS": "1"})
     try:
-        request = urllib.request.Request(
+        status, body = http_json(
             f"{server.url}/api/v1/edge/agents/{agent.pk}/heartbeat",
-            data=json.dumps({"status": "online", "version": "3.1"}).encode(),
-            headers={"Content-Type": "application/json", "X-API-Key": raw},
-            method="POST",
+            {"status": "online", "version": "3.1"},
+            {"X-API-Key": raw},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200
-            assert json.load(response)["config_hash"] == agent.config_hash
+        assert status == 200 and body["config_hash"] == agent.config_hash
         answered = time.monotonic()
         while time.monotonic() - answered < 5:
             agent.refresh_from_db()

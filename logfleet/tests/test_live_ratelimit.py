@@ -1,14 +1,11 @@
 """The limit holds exactly across two server processes that share Redis (API.md section 1)."""
 
-import json
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
 
-from logfleet.testing import LiveServer
+from logfleet.testing import LiveServer, http_json
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -16,17 +13,7 @@ LIMIT = 7
 
 
 def post_login(base_url: str) -> int:
-    request = urllib.request.Request(
-        f"{base_url}/api/v1/auth/login",
-        data=json.dumps({"email": "nobody@example.com", "password": "x"}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    return http_json(f"{base_url}/api/v1/auth/login", {"email": "nobody@example.com", "password": "x"})[0]
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL: the shared counter store of several processes")

@@ -3,8 +3,6 @@ the database and Redis (API.md section 8)."""
 
 import asyncio
 import json
-import urllib.error
-import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -17,27 +15,13 @@ from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import make_key
 from conftest import client_for
-from logfleet.testing import LiveServer
+from logfleet.testing import LiveServer, http_json
 
 pytestmark = [
     pytest.mark.live,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL: the channel layer several processes share"),
 ]
-
-
-def call(url, body=None, headers=None, method="POST"):
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json", **(headers or {})},
-        method=method,
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 def line(message, level="INFO"):
@@ -55,7 +39,7 @@ def test_lines_stop_and_timeout_cross_processes(org):
     viewer_side, agent_side = LiveServer(env), LiveServer(env)
     bearer = {"Authorization": f"Bearer {token}"}
     try:
-        status, started = call(
+        status, started = http_json(
             f"{viewer_side.url}/api/v1/stream/start",
             {"agent_id": str(agent.pk), "filters": {"level": ["error"]}},
             bearer,
@@ -70,14 +54,14 @@ def test_lines_stop_and_timeout_cross_processes(org):
                 assert json.loads(await ws.recv())["event"] == "session_started"
                 lines = [line(f"error {i}", "ERROR") if i % 2 == 0 else line(f"info {i}") for i in range(40)]
                 status, result = await asyncio.to_thread(
-                    call, push_url, {"session_id": session_id, "logs": lines}, {"X-API-Key": raw_key}
+                    http_json, push_url, {"session_id": session_id, "logs": lines}, {"X-API-Key": raw_key}
                 )
                 assert status == 202 and result["accepted"] == 20 and result["filtered"] == 20, result
                 frames = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(20)]
                 assert [f["seq"] for f in frames] == list(range(1, 21))
                 assert [f["message"] for f in frames] == [f"error {i}" for i in range(0, 40, 2)]
                 status, _ = await asyncio.to_thread(
-                    call, f"{agent_side.url}/api/v1/stream/stop", {"session_id": session_id}, bearer
+                    http_json, f"{agent_side.url}/api/v1/stream/stop", {"session_id": session_id}, bearer
                 )
                 assert status == 200
                 ended = json.loads(await asyncio.wait_for(ws.recv(), 5))
@@ -87,10 +71,12 @@ def test_lines_stop_and_timeout_cross_processes(org):
                 assert ws.close_code == 1000
 
         asyncio.run(watch_until_stopped())
-        status, _ = call(push_url, {"session_id": session_id, "logs": [line("late", "ERROR")]}, {"X-API-Key": raw_key})
+        status, _ = http_json(
+            push_url, {"session_id": session_id, "logs": [line("late", "ERROR")]}, {"X-API-Key": raw_key}
+        )
         assert status == 410
 
-        status, short = call(
+        status, short = http_json(
             f"{agent_side.url}/api/v1/stream/start", {"agent_id": str(agent.pk), "timeout_seconds": 2}, bearer
         )
         assert status == 201

@@ -18,7 +18,7 @@ from accounts.services import session_start
 from agents.models import Agent
 from apikeys import services as key_services
 from logfleet import loadgen
-from logfleet.testing import LiveServer
+from logfleet.testing import LiveServer, http_json
 
 SCENARIOS = [(1, 500), (10, 500), (2, 2000)]
 
@@ -82,12 +82,14 @@ class Command(BaseCommand):
     def _scenario(self, servers, raw_key, token, agent, viewers, rate, duration):
         viewer_side, agent_side = servers[0], servers[-1]
         headers = {"X-API-Key": raw_key}
-        status, _ = _call(f"{agent_side.url}/api/v1/edge/agents/{agent.pk}/heartbeat", {"status": "online"}, headers)
+        status, _ = http_json(
+            f"{agent_side.url}/api/v1/edge/agents/{agent.pk}/heartbeat", {"status": "online"}, headers
+        )
         assert status == 200
         deadline = time.monotonic() + 10  # heartbeats are written by the server's writer, about once a second
         while Agent.objects.with_status().get(pk=agent.pk).status != "online" and time.monotonic() < deadline:
             time.sleep(0.1)
-        status, started = _call(
+        status, started = http_json(
             f"{viewer_side.url}/api/v1/stream/start",
             {"agent_id": str(agent.pk), "timeout_seconds": 600},
             {"Authorization": f"Bearer {token}"},
@@ -104,7 +106,7 @@ class Command(BaseCommand):
                 duration,
             )
         finally:
-            _call(
+            http_json(
                 f"{viewer_side.url}/api/v1/stream/stop",
                 {"session_id": started["session_id"]},
                 {"Authorization": f"Bearer {token}"},
@@ -155,21 +157,3 @@ class Command(BaseCommand):
             "targets (2 processes, Redis): 500 lines/s to 10 viewers p99 < 100 ms; "
             "2000 lines/s to 2 viewers p99 < 50 ms; no loss below the budget"
         )
-
-
-def _call(url, body, headers):
-    import json
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(  # noqa: S310
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", **headers},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")

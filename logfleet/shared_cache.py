@@ -1,0 +1,49 @@
+"""Records several server processes read from the shared cache (Redis in production).
+
+Readers go through `read_through`: the cache, else the database, and they only ever *add* to
+the cache. Writers call `refresh_after_commit`: the record is dropped at once and the committed
+state is written after the commit, so a reader that raced the change cannot put a stale record
+back. The cache is an accelerator only: when it is down, everything reads the database.
+"""
+
+import logging
+from collections.abc import Callable
+
+from django.core.cache import cache
+from django.db import transaction
+
+logger = logging.getLogger("logfleet.cache")
+
+
+def read_through(key: str, load: Callable[[], object], ttl: int):
+    try:
+        value = cache.get(key)
+    except Exception:
+        logger.warning("shared cache unavailable; reading %s from the database", key, exc_info=True)
+        value = None
+    if value is None:
+        value = load()
+        try:
+            cache.add(key, value, ttl)
+        except Exception:
+            logger.debug("could not cache %s", key, exc_info=True)
+    return value
+
+
+def refresh_after_commit(key: str, load: Callable[[], object] | None, ttl: int) -> None:
+    """Drop `key` now; after the commit write `load()` into it (or drop it again without `load`)."""
+    try:
+        cache.delete(key)
+    except Exception:
+        logger.warning("could not drop %s from the shared cache", key, exc_info=True)
+
+    def publish():
+        try:
+            if load is None:
+                cache.delete(key)
+            else:
+                cache.set(key, load(), ttl)
+        except Exception:
+            logger.warning("could not refresh %s in the shared cache", key, exc_info=True)
+
+    transaction.on_commit(publish)
