@@ -133,13 +133,28 @@ def parse_redis_url(name: str, raw: str) -> str:
 TESTING = "pytest" in sys.modules
 
 DEBUG = env_bool("DEBUG", False)
+def _development_secret_key() -> str:
+    """A random key kept in .dev-secret-key, so that the server and manage.py (which hashes API keys
+    with it) agree, and tokens survive a restart of `make run`. Tests get a fresh one each run."""
+    if TESTING:
+        return "dev-insecure-" + secrets.token_urlsafe(48)
+    path = BASE_DIR / ".dev-secret-key"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        key = "dev-insecure-" + secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key
+
+
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
-    SECRET_KEY = "dev-insecure-" + secrets.token_urlsafe(48)
+    SECRET_KEY = _development_secret_key()
     if not TESTING:
         warnings.warn(
-            "SECRET_KEY is not set: using a random development key. Tokens will not survive a restart "
-            "and several processes will not accept each other's tokens. Set SECRET_KEY in production.",
+            "SECRET_KEY is not set: using the random development key in .dev-secret-key. "
+            "Set SECRET_KEY in production (the same on every server process).",
             stacklevel=1,
         )
 
