@@ -40,7 +40,7 @@ class StrictSerializer(serializers.Serializer):
 
 
 class LogSourceSerializer(StrictSerializer):
-    name = serializers.RegexField(SOURCE_NAME_RE, error_messages={"invalid": "must match [a-z0-9_-]{1,64}"})
+    name = serializers.RegexField(SOURCE_NAME_RE, error_messages={"invalid": "must be 1 to 64 of a-z, 0-9, _ and -"})
     path = serializers.CharField(max_length=4096)
     format = serializers.ChoiceField(choices=["text", "json"], default="text")
 

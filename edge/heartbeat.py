@@ -76,7 +76,7 @@ def parse(data, *, with_agent_id: bool = False) -> dict:
     status = data.get("status")
     if status is None:
         errors["status"] = "This field is required."
-    elif status not in STATUSES:
+    elif not isinstance(status, str) or status not in STATUSES:
         errors["status"] = f"must be one of {', '.join(sorted(STATUSES))}"
     result["status"] = status
     result["version"] = _string(data.get("version"), "version", 64, errors)
@@ -109,7 +109,7 @@ def _parse_report(report, errors: dict) -> dict | None:
         return None
     config_hash = _string(report.get("hash"), "config_status.hash", 128, errors, required=True)
     state = report.get("state")
-    if state not in STATES:
+    if not isinstance(state, str) or state not in STATES:
         errors["config_status.state"] = f"must be one of {', '.join(sorted(STATES))}"
     raw_errors = report.get("errors", [])
     clean_errors = []

@@ -133,6 +133,8 @@ def parse_redis_url(name: str, raw: str) -> str:
 TESTING = "pytest" in sys.modules
 
 DEBUG = env_bool("DEBUG", False)
+
+
 def _development_secret_key() -> str:
     """A random key kept in .dev-secret-key, so that the server and manage.py (which hashes API keys
     with it) agree, and tokens survive a restart of `make run`. Tests get a fresh one each run."""
@@ -388,6 +390,7 @@ _HTTPS = PUBLIC_URL.startswith("https://")
 SESSION_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SECURE = _HTTPS
 CSRF_TRUSTED_ORIGINS = [PUBLIC_URL]
+CSRF_FAILURE_VIEW = "logfleet.views.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if _HTTPS:

@@ -142,9 +142,11 @@ class BatchParser:
         self._times: dict[object, int] = {}
 
     def _name(self, name) -> str:
+        if not isinstance(name, str):
+            raise ValueError("name must match [a-zA-Z_:][a-zA-Z0-9_:]*")
         if name in self._names:
             return name
-        if not isinstance(name, str) or not name or len(name) > engine.MAX_NAME_LENGTH:
+        if not name or len(name) > engine.MAX_NAME_LENGTH:
             raise ValueError("name must match [a-zA-Z_:][a-zA-Z0-9_:]*")
         if not engine.METRIC_NAME_RE.match(name):
             raise ValueError("name must match [a-zA-Z_:][a-zA-Z0-9_:]*")

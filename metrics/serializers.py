@@ -79,7 +79,10 @@ class MetricConfigWriteSerializer(serializers.Serializer):
     name = serializers.CharField(min_length=1, max_length=128)
     description = serializers.CharField(max_length=1024, required=False, allow_blank=True, default="")
     log_source = serializers.RegexField(
-        LOG_SOURCE_RE, required=False, default="*", error_messages={"invalid": "must be * or [a-z0-9_-]{1,64}"}
+        LOG_SOURCE_RE,
+        required=False,
+        default="*",
+        error_messages={"invalid": "must be * or 1 to 64 of a-z, 0-9, _ and -"},
     )
     enabled = serializers.BooleanField(required=False, default=True)
     agent_selector = LabelsField(required=False, default=dict)

@@ -65,6 +65,7 @@ def test_optimistic_locking(member_client, org):
         ({"unknown": 1}, "config.unknown"),
         ({"log_sources": [{**NGINX, "extra": 1}]}, "config.log_sources.0.extra"),
         ({"log_sources": [{**NGINX, "name": "Bad Name"}]}, "config.log_sources.0.name"),
+        ({"log_sources": "nginx"}, "config.log_sources"),
         ({"log_sources": [{**NGINX, "path": "relative/log"}]}, "config.log_sources.0.path"),
         ({"log_sources": [{**NGINX, "format": "xml"}]}, "config.log_sources.0.format"),
         ({"log_sources": [NGINX, NGINX]}, "config.log_sources"),

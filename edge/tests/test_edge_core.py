@@ -194,6 +194,8 @@ def test_heartbeat_for_another_organizations_agent_is_404(edge_client, other_org
         ({"status": "online", "metrics": {"a": {"b": {"c": {"d": 1}}}}}, "metrics"),
         ({"status": "online", "config_status": {"state": "applied"}}, "config_status.hash"),
         ({"status": "online", "config_status": {"hash": "h", "state": "maybe"}}, "config_status.state"),
+        ({"status": "online", "config_status": {"hash": "h", "state": ["applied"]}}, "config_status.state"),
+        ({"status": {"a": 1}}, "status"),
         (
             {"status": "online", "config_status": {"hash": "h", "state": "failed", "errors": [{}]}},
             "config_status.errors.0.message",

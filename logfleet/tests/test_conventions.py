@@ -22,6 +22,15 @@ def test_unknown_urls_answer_404_in_the_envelope(api_client, path):
     assert_error(r, 404, "not_found")
 
 
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_unknown_urls_are_404_for_every_method(method):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    r = getattr(client, method)("/api/v1/edge/agents/0.5/heartbeat", "{}", content_type="application/json")
+    assert_error(r, 404, "not_found")
+
+
 def test_unknown_urls_are_json_also_in_debug_mode(api_client, settings):
     settings.DEBUG = True
     assert_error(api_client.get("/api/v1/missing"), 404, "not_found")

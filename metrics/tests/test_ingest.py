@@ -104,13 +104,17 @@ def test_per_sample_errors_do_not_fail_the_batch(push, agent, settings):
         },  # 12 no +Inf
         "not an object",  # 13
         counter(1, labels={"__name__": "x"}),  # 14 reserved label
+        {"name": ["x"], "type": "counter", "timestamp": time.time(), "value": 1},  # 15 unhashable name
+        {"name": "x", "type": ["counter"], "timestamp": time.time(), "value": 1},  # 16 unhashable type
+        counter(1, timestamp=[1]),  # 17 unhashable timestamp
+        counter(1, labels={"a": ["b"]}),  # 18 unhashable label value
     ]
     r = push(agent, samples)
     assert r.status_code == 202, r.json()
     body = r.json()
-    assert body["accepted"] == 2 and body["rejected"] == 13
+    assert body["accepted"] == 2 and body["rejected"] == 17
     errors = {error["index"]: error["message"] for error in body["errors"]}
-    assert set(errors) == set(range(1, 15)) - {8}
+    assert set(errors) == set(range(1, 19)) - {8}
     assert "7 days" in errors[1] and "future" in errors[2] and "offset" in errors[3]
     assert "counter" in errors[6] and "http_requests_total" in errors[9]
     assert Sample.objects.count() == 2
