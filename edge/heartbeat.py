@@ -53,14 +53,15 @@ def _finite(value) -> bool:
     return True
 
 
-def parse_agent_id(value, errors: dict) -> uuid.UUID | None:
+def parse_uuid(value, field: str, errors: dict) -> uuid.UUID | None:
+    """A UUID from a body or query string; a missing or malformed one is a 400 naming `field`."""
     if value is None:
-        errors["agent_id"] = "This field is required."
+        errors[field] = "This field is required."
         return None
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        errors["agent_id"] = "must be a UUID"
+        errors[field] = "must be a UUID"
         return None
 
 
@@ -71,7 +72,7 @@ def parse(data, *, with_agent_id: bool = False) -> dict:
     errors: dict[str, str] = {}
     result: dict = {}
     if with_agent_id:
-        result["agent_id"] = parse_agent_id(data.get("agent_id"), errors)
+        result["agent_id"] = parse_uuid(data.get("agent_id"), "agent_id", errors)
 
     status = data.get("status")
     if status is None:

@@ -171,7 +171,7 @@ class CompatSyncConfigView(EdgeView):
 
     def get(self, request):
         errors: dict = {}
-        agent_id = heartbeat.parse_agent_id(request.query_params.get("agent_id"), errors)
+        agent_id = heartbeat.parse_uuid(request.query_params.get("agent_id"), "agent_id", errors)
         if errors:
             raise ValidationError(errors)
         return _sync(request, _agent_of_key(request, agent_id))
@@ -224,9 +224,9 @@ class StreamPushView(EdgeView):
         if not isinstance(data, dict):
             raise ValidationError({"non_field_errors": "the body must be a JSON object"})
         errors: dict = {}
-        session_id = heartbeat.parse_agent_id(data.get("session_id"), errors)
+        session_id = heartbeat.parse_uuid(data.get("session_id"), "session_id", errors)
         if errors:
-            raise ValidationError({"session_id": errors["agent_id"]})
+            raise ValidationError(errors)
         try:
             lines = stream_services.clean_lines(data.get("logs"))
         except ValueError as exc:

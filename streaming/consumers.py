@@ -66,10 +66,6 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
             return
         await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
 
-    @classmethod
-    async def decode_json(cls, text_data):
-        return json.loads(text_data)
-
 
 class TokenAuthMiddleware:
     """Authenticates `?token=<access token>` with the same rules as HTTP (an ended session, a
