@@ -323,27 +323,60 @@ def _copy_line(series_id, s: ParsedSample) -> str:
     return f"{series_id}\t{s.ts}\t{s.value!r}\t{s.count}\t{buckets}\n"
 
 
-def _series_update_sql(rows: int) -> str:
-    """One UPDATE for many series: running totals, and the latest value when the sample is newer.
+# SET expressions read each row as it was, on PostgreSQL and SQLite alike.
+_SERIES_SET = (
+    "total = s.total + v.total, histogram_count = s.histogram_count + v.cnt, histogram_sum = s.histogram_sum + v.hsum, "
+    "last_value = CASE WHEN s.last_sample_at IS NULL OR s.last_sample_at <= v.ts THEN v.last ELSE s.last_value END, "
+    "last_sample_at = CASE WHEN s.last_sample_at IS NULL OR s.last_sample_at < v.ts THEN v.ts ELSE s.last_sample_at END"
+)
 
-    SET expressions read each row as it was, on PostgreSQL and SQLite alike.
-    """
-    qn = connection.ops.quote_name
-    table = qn(Series._meta.db_table)
-    if connection.vendor == "postgresql":
-        row = "(%s::uuid, %s::float8, %s::bigint, %s::float8, %s::timestamptz, %s::float8)"
-    else:
-        row = "(%s, %s, %s, %s, %s, %s)"
-    return (
-        f"WITH v(id, total, cnt, hsum, ts, last) AS (VALUES {', '.join([row] * rows)}) "  # noqa: S608
-        f"UPDATE {table} AS s SET total = s.total + v.total, histogram_count = s.histogram_count + v.cnt, "
-        f"histogram_sum = s.histogram_sum + v.hsum, "
-        f"last_value = CASE WHEN s.last_sample_at IS NULL OR s.last_sample_at <= v.ts THEN v.last "
-        f"ELSE s.last_value END, "
-        f"last_sample_at = CASE WHEN s.last_sample_at IS NULL OR s.last_sample_at < v.ts THEN v.ts "
-        f"ELSE s.last_sample_at END "
-        f"FROM v WHERE s.id = v.id"
-    )
+
+def _copy_value(value: float | None) -> str:
+    return "\\N" if value is None else repr(value)
+
+
+def _apply_series_deltas_copy(deltas: list[tuple]) -> None:
+    """PostgreSQL: COPY the deltas into a temporary table and UPDATE from it (one join)."""
+    table = connection.ops.quote_name(Series._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS logfleet_series_delta (id uuid, total float8, cnt bigint, hsum float8, "
+            "ts timestamptz, last float8) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("DELETE FROM logfleet_series_delta")  # an earlier batch of the same transaction
+        with cursor.copy("COPY logfleet_series_delta FROM STDIN") as copy:
+            copy.write(
+                "".join(
+                    f"{series_id}\t{total!r}\t{count}\t{hsum!r}\t{moment.isoformat()}\t{_copy_value(last)}\n"
+                    for series_id, total, count, hsum, moment, last in deltas
+                )
+            )
+        cursor.execute(f"UPDATE {table} AS s SET {_SERIES_SET} FROM logfleet_series_delta v WHERE s.id = v.id")  # noqa: S608
+
+
+def _apply_series_deltas_values(deltas: list[tuple]) -> None:
+    """SQLite: one UPDATE ... FROM (VALUES ...) per 2 000 series."""
+    table = connection.ops.quote_name(Series._meta.db_table)
+    id_field, time_field = Series._meta.pk, Series._meta.get_field("last_sample_at")
+    with connection.cursor() as cursor:
+        for start in range(0, len(deltas), 2000):
+            chunk = deltas[start : start + 2000]
+            rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+            params = []
+            for series_id, total, count, hsum, moment, last in chunk:
+                params += [
+                    id_field.get_db_prep_value(series_id, connection),
+                    total,
+                    count,
+                    hsum,
+                    time_field.get_db_prep_value(moment, connection),
+                    last,
+                ]
+            cursor.execute(
+                f"WITH v(id, total, cnt, hsum, ts, last) AS (VALUES {rows}) "  # noqa: S608
+                f"UPDATE {table} AS s SET {_SERIES_SET} FROM v WHERE s.id = v.id",
+                params,
+            )
 
 
 def _update_series(rows) -> None:
@@ -370,26 +403,16 @@ def _update_series(rows) -> None:
         if s.ts >= state["ts"]:
             state["ts"], state["last"] = s.ts, s.value
 
-    id_field, time_field = Series._meta.pk, Series._meta.get_field("last_sample_at")
-    values = []
+    deltas = []
     for series_id, state in sorted(touched.items(), key=lambda item: str(item[0])):
-        moment = time_field.get_db_prep_value(datetime.fromtimestamp(state["ts"] / 1000, tz=UTC), connection)
+        moment = datetime.fromtimestamp(state["ts"] / 1000, tz=UTC)
         total_delta = state["total"] if state["type"] == "counter" else 0.0
         sum_delta = state["total"] if state["type"] == "histogram" else 0.0
-        values.append(
-            (
-                id_field.get_db_prep_value(series_id, connection),
-                total_delta,
-                state["count"],
-                sum_delta,
-                moment,
-                state["last"],
-            )
-        )
-    with connection.cursor() as cursor:
-        for start in range(0, len(values), 2000):
-            chunk = values[start : start + 2000]
-            cursor.execute(_series_update_sql(len(chunk)), [value for row in chunk for value in row])
+        deltas.append((series_id, total_delta, state["count"], sum_delta, moment, state["last"]))
+    if connection.vendor == "postgresql":
+        _apply_series_deltas_copy(deltas)
+    else:
+        _apply_series_deltas_values(deltas)
 
     histograms = {series_id: state["buckets"] for series_id, state in touched.items() if state["type"] == "histogram"}
     if histograms:
