@@ -177,10 +177,11 @@ class LiveServer:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not start: {self.output()}")
 
-    def output(self) -> str:
+    def output(self, *, full: bool = False) -> str:
         self.log.flush()
         self.log.seek(0)
-        return self.log.read()[-4000:]
+        text = self.log.read()
+        return text if full else text[-4000:]
 
     def stop(self):
         self.process.terminate()
