@@ -145,12 +145,12 @@ class LiveServer:
             "DATABASE_URL": database_url_of_test_db(),
             "SECRET_KEY": settings.SECRET_KEY,
             "PYTHONUNBUFFERED": "1",
-            **(env or {}),
         }
+        # The tests' Redis unless told otherwise: `redis=False` for none, or REDIS_URL in `env`.
+        full_env.pop("REDIS_URL", None)
         if settings.REDIS_URL and redis:
             full_env["REDIS_URL"] = settings.REDIS_URL
-        elif not redis:
-            full_env.pop("REDIS_URL", None)
+        full_env.update(env or {})
         self.log = open(BASE_DIR / f".live-server-{self.port}.log", "w+")  # noqa: SIM115
         command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
         if not access_log:

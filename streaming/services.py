@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.services import audit_record
 from agents.models import Agent, AgentStatus
 from logfleet import shared_cache
-from logfleet.api.exceptions import Conflict, Gone
+from logfleet.api.exceptions import Conflict, Gone, ServiceUnavailable
 from streaming.models import OPEN_STATUSES, EndReason, SessionStatus, StreamSession
 
 logger = logging.getLogger("logfleet.streaming")
@@ -39,12 +39,20 @@ def agent_group(agent_id) -> str:
     return f"agent.{agent_id}"
 
 
-def _group_send(group: str, message: dict) -> None:
-    """Best effort: a viewer or agent that is not listening must never fail the caller."""
+def _group_send(group: str, message: dict, *, required: bool = False) -> None:
+    """Send to a channel-layer group. A notification is best effort; with `required` (lines that
+    would otherwise be lost) an unreachable layer is a 503, so the sender retries."""
     try:
         async_to_sync(get_channel_layer().group_send)(group, message)
     except Exception:
         logger.warning("could not send %s to %s", message.get("type"), group, exc_info=True)
+        if required:
+            raise ServiceUnavailable("Live streaming is unavailable right now; retry shortly") from None
+
+
+def _require_channel_layer() -> None:
+    """Refuse to start a session that could not deliver anything (Redis down)."""
+    _group_send("logfleet.health", {"type": "health.check"}, required=True)
 
 
 def instruction(session: StreamSession, action: str) -> dict:
@@ -154,6 +162,7 @@ def sessions_expire_due(*, organization_id=None, agent_id=None) -> int:
 def stream_start(
     *, agent: Agent, user, timeout_seconds: int, filters: dict, filter_query: str | None, ip_address: str | None
 ) -> StreamSession:
+    _require_channel_layer()
     status = Agent.objects.with_status().values_list("status", flat=True).get(pk=agent.pk)
     if status == AgentStatus.OFFLINE:
         raise Conflict("The agent is offline; it cannot stream until it is back", details={"agent_status": status})
@@ -307,7 +316,9 @@ def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> 
         StreamSession.objects.filter(pk=session.pk).update(**updates)
         # Sent while the row is locked, so that concurrent pushes reach viewers in seq order.
         if frames or dropped:
-            _group_send(session_group(session.pk), {"type": "log.lines", "lines": frames, "dropped": dropped})
+            _group_send(
+                session_group(session.pk), {"type": "log.lines", "lines": frames, "dropped": dropped}, required=True
+            )
     if session.status == SessionStatus.PENDING:
         _sessions_changed(agent_id)
     return {

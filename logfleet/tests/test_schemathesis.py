@@ -63,6 +63,6 @@ def test_the_api_honours_its_schema(org):
         assert people.returncode == 0, people.stdout[-6000:]
         agents = schemathesis(server, f"X-API-Key: {raw_key}", "--include-path-regex", r"/edge/|/metrics/export")
         assert agents.returncode == 0, agents.stdout[-6000:]
-        assert "Traceback" not in server.output(full=True), server.output()
+        assert "unhandled error" not in server.output(full=True), server.output()
     finally:
         server.stop()
