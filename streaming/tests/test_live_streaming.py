@@ -93,3 +93,47 @@ def test_lines_stop_and_timeout_cross_processes(org):
     finally:
         viewer_side.stop()
         agent_side.stop()
+
+
+def test_a_server_killed_mid_stream_never_leaves_viewers_hanging(org):
+    agent = AgentFactory(organization=org)
+    Agent.objects.filter(pk=agent.pk).update(
+        last_heartbeat_at=timezone.now() + timedelta(minutes=5), reported_status="online"
+    )
+    token = client_for(UserFactory(organization=org)).tokens.token
+    raw_key = make_key(org)[1]
+    doomed, survivor = (
+        LiveServer({"LOGFLEET_RATE_STREAMING": "1000/m"}),
+        LiveServer({"LOGFLEET_RATE_STREAMING": "1000/m"}),
+    )
+    bearer = {"Authorization": f"Bearer {token}"}
+    try:
+        status, started = http_json(f"{survivor.url}/api/v1/stream/start", {"agent_id": str(agent.pk)}, bearer)
+        assert status == 201
+        path = f"/api/v1/stream/ws/{started['session_id']}?token={token}"
+        push_url = f"{survivor.url}/api/v1/edge/agents/{agent.pk}/stream"
+
+        async def watch():
+            async with (
+                websockets.connect(f"ws://127.0.0.1:{doomed.port}{path}") as lost,
+                websockets.connect(f"ws://127.0.0.1:{survivor.port}{path}") as kept,
+            ):
+                for ws in (lost, kept):
+                    assert json.loads(await ws.recv())["event"] == "session_started"
+                doomed.process.kill()
+                with pytest.raises(websockets.ConnectionClosed):
+                    await asyncio.wait_for(lost.recv(), 10)  # closed, not hanging
+                status, _ = await asyncio.to_thread(
+                    http_json,
+                    push_url,
+                    {"session_id": started["session_id"], "logs": [line("still here")]},
+                    {"X-API-Key": raw_key},
+                )
+                assert status == 202
+                frame = json.loads(await asyncio.wait_for(kept.recv(), 5))
+                assert (frame["seq"], frame["message"]) == (1, "still here")
+
+        asyncio.run(watch())
+    finally:
+        doomed.stop()
+        survivor.stop()
