@@ -30,7 +30,7 @@ def _worker(url: str, requests: list[tuple[str, str, bytes, dict]], duration: fl
             connection.close()
             connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
             continue
-        out.append((time.perf_counter() - started, response.status, payload))
+        out.append((time.perf_counter() - started, response.status, payload, path))
     connection.close()
 
 
@@ -42,11 +42,11 @@ def _run(url, requests_per_client, duration, queue):
         threads.append(thread)
     for thread in threads:
         thread.join()
-    queue.put(([(latency, status, payload[:2000]) for latency, status, payload in results], errors[:20]))
+    queue.put(([(latency, status, payload[:2000], path) for latency, status, payload, path in results], errors[:20]))
 
 
 def run(url: str, requests_per_client: list[list[tuple[str, str, bytes, dict]]], duration: float):
-    """Run one thread per client list in a separate process; returns ([(latency, status, body)], errors)."""
+    """Run one thread per client list in a separate process; returns ([(latency, status, body, path)], errors)."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=_run, args=(url, requests_per_client, duration, queue))

@@ -413,10 +413,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_tokens": {"()": "logfleet.logsafety.RedactTokens"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.request": {"level": "ERROR"},
         "django.channels.server": {"level": "WARNING"},
+        # Uvicorn's loggers write through the console handler above (and its token filter).
+        "uvicorn.access": {"filters": ["redact_tokens"]},
+        "uvicorn.error": {"filters": ["redact_tokens"]},
     },
 }

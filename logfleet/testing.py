@@ -133,10 +133,17 @@ def database_url_of_test_db() -> str:
 
 
 class LiveServer:
-    """A Daphne process serving logfleet.asgi on a free port, sharing the tests' database and Redis."""
+    """A server process (Daphne, or Uvicorn for comparisons) serving logfleet.asgi on a free port,
+    sharing the tests' database and Redis."""
 
     def __init__(
-        self, env: dict[str, str] | None = None, *, access_log: bool = True, redis: bool = True, port: int | None = None
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        access_log: bool = True,
+        redis: bool = True,
+        port: int | None = None,
+        server: str = "daphne",
     ):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -152,9 +159,28 @@ class LiveServer:
             full_env["REDIS_URL"] = settings.REDIS_URL
         full_env.update(env or {})
         self.log = open(BASE_DIR / f".live-server-{self.port}.log", "w+")  # noqa: SIM115
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-        if not access_log:
-            command += ["--access-log", os.devnull]
+        if server == "uvicorn":
+            command = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--lifespan",
+                "off",
+            ]
+            if not access_log:
+                command.append("--no-access-log")
+        else:
+            command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+            if not access_log:
+                command += ["--access-log", os.devnull]
         self.process = subprocess.Popen(
             [*command, "logfleet.asgi:application"],
             cwd=BASE_DIR,

@@ -28,7 +28,8 @@ def line(message, level="INFO"):
     return {"timestamp": "2024-01-15T10:30:00Z", "level": level, "message": message, "source": "app", "metadata": {}}
 
 
-def test_lines_stop_and_timeout_cross_processes(org):
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_lines_stop_and_timeout_cross_processes(org, server):
     agent = AgentFactory(organization=org)
     Agent.objects.filter(pk=agent.pk).update(
         last_heartbeat_at=timezone.now() + timedelta(minutes=5), reported_status="online"
@@ -36,7 +37,7 @@ def test_lines_stop_and_timeout_cross_processes(org):
     token = client_for(UserFactory(organization=org)).tokens.token
     raw_key = make_key(org)[1]
     env = {"LOGFLEET_RATE_STREAMING": "1000/m"}
-    viewer_side, agent_side = LiveServer(env), LiveServer(env)
+    viewer_side, agent_side = LiveServer(env, server=server), LiveServer(env, server=server)
     bearer = {"Authorization": f"Bearer {token}"}
     try:
         status, started = http_json(

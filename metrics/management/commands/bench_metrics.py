@@ -124,9 +124,9 @@ class Command(BaseCommand):
         started = time.monotonic()
         results, errors = loadgen.run(server.url, clients, options["duration"])
         elapsed = time.monotonic() - started
-        accepted = sum(json.loads(payload)["accepted"] for _lat, status, payload in results if status == 202)
-        failed = sum(1 for _lat, status, _p in results if status != 202) + len(errors)
-        latencies = [lat * 1000 for lat, _s, _p in results]
+        accepted = sum(json.loads(payload)["accepted"] for _lat, status, payload, _path in results if status == 202)
+        failed = sum(1 for _lat, status, _p, _path in results if status != 202) + len(errors)
+        latencies = [lat * 1000 for lat, _s, _p, _path in results]
         return (
             f"HTTP push, {options['clients']} clients x {BATCH} samples",
             accepted / elapsed,
@@ -198,8 +198,8 @@ class Command(BaseCommand):
         request = ("GET", path, b"", {"Authorization": f"Bearer {token}"})
         loadgen.run(server.url, [[request]], 1)  # warm-up
         results, errors = loadgen.run(server.url, [[request]], 8)
-        latencies = [lat * 1000 for lat, status, _p in results if status == 200]
-        failed = sum(1 for _l, status, _p in results if status != 200) + len(errors)
+        latencies = [lat * 1000 for lat, status, _p, _path in results if status == 200]
+        failed = sum(1 for _l, status, _p, _path in results if status != 200) + len(errors)
         return (
             label,
             len(results) / 8,
