@@ -26,7 +26,7 @@ from accounts.serializers import (
 from logfleet.api.client import client_ip
 from logfleet.api.fields import UTCDateTimeField
 from logfleet.api.permissions import AdminOnly, AdminWrites, IsOrganizationUser
-from logfleet.api.views import BaseAPIView, BaseGenericViewSet
+from logfleet.api.views import BaseAPIView, BaseGenericViewSet, validated_query
 
 
 def _session_body(user, pair) -> dict:
@@ -235,12 +235,11 @@ class AuditEventViewSet(mixins.ListModelMixin, BaseGenericViewSet):
         qs = super().get_queryset()
         if getattr(self, "swagger_fake_view", False):
             return qs
-        filters = AuditEventFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        if "action" in filters.validated_data:
-            qs = qs.filter(action=filters.validated_data["action"])
-        if "actor" in filters.validated_data:
-            qs = qs.filter(actor_id=filters.validated_data["actor"])
-        if "since" in filters.validated_data:
-            qs = qs.filter(created_at__gte=filters.validated_data["since"])
+        filters = validated_query(AuditEventFilterSerializer, self.request)
+        if "action" in filters:
+            qs = qs.filter(action=filters["action"])
+        if "actor" in filters:
+            qs = qs.filter(actor_id=filters["actor"])
+        if "since" in filters:
+            qs = qs.filter(created_at__gte=filters["since"])
         return qs

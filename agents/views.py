@@ -17,7 +17,7 @@ from agents.serializers import (
 from logfleet.api.client import client_ip
 from logfleet.api.exceptions import VersionConflict
 from logfleet.api.permissions import MemberWrites
-from logfleet.api.views import BaseGenericViewSet
+from logfleet.api.views import BaseGenericViewSet, validated_query
 
 ORDER_BY = {
     "name": [F("name").asc(), "id"],
@@ -62,9 +62,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneric
         queryset = super().get_queryset().with_status()
         if self.action != "list":
             return queryset
-        filters = AgentFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        data = filters.validated_data
+        data = validated_query(AgentFilterSerializer, self.request)
         if "status" in data:
             queryset = queryset.filter(status=data["status"])
         for index, (key, value) in enumerate(data.get("label", [])):

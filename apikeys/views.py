@@ -15,7 +15,7 @@ from apikeys.serializers import (
 )
 from logfleet.api.client import client_ip
 from logfleet.api.permissions import AdminOnly
-from logfleet.api.views import BaseGenericViewSet
+from logfleet.api.views import BaseGenericViewSet, validated_query
 
 
 @extend_schema_view(
@@ -37,10 +37,9 @@ class APIKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
     def get_queryset(self):
         queryset = super().get_queryset()
         if self.action == "list":
-            filters = APIKeyFilterSerializer(data=self.request.query_params)
-            filters.is_valid(raise_exception=True)
-            if "status" in filters.validated_data:
-                queryset = queryset.with_status(filters.validated_data["status"])
+            filters = validated_query(APIKeyFilterSerializer, self.request)
+            if "status" in filters:
+                queryset = queryset.with_status(filters["status"])
         return queryset
 
     def _actor(self):

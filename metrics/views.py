@@ -15,7 +15,7 @@ from apikeys.services import KeyPrincipal
 from logfleet.api.client import client_ip
 from logfleet.api.pagination import EnvelopePagination
 from logfleet.api.permissions import IsOrganizationUser, MemberWrites, is_organization_user
-from logfleet.api.views import BaseAPIView, BaseGenericViewSet
+from logfleet.api.views import BaseAPIView, BaseGenericViewSet, validated_query
 from metrics import dashboard, engine, selectors, services
 from metrics.models import MetricConfig, Series
 from metrics.query_params import QueryParamsSerializer, SeriesFilterSerializer
@@ -81,12 +81,11 @@ class MetricConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Base
     def get_queryset(self):
         queryset = super().get_queryset()
         if self.action == "list":
-            filters = MetricConfigFilterSerializer(data=self.request.query_params)
-            filters.is_valid(raise_exception=True)
-            if filters.validated_data["enabled"] is not None:
-                queryset = queryset.filter(enabled=filters.validated_data["enabled"])
-            if "log_source" in filters.validated_data:
-                queryset = queryset.filter(log_source=filters.validated_data["log_source"])
+            filters = validated_query(MetricConfigFilterSerializer, self.request)
+            if filters["enabled"] is not None:
+                queryset = queryset.filter(enabled=filters["enabled"])
+            if "log_source" in filters:
+                queryset = queryset.filter(log_source=filters["log_source"])
         return queryset
 
     def create(self, request):
@@ -142,12 +141,6 @@ class MetricConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Base
         return Response(run_rules(rules, data["lines"], round(time.time(), 3)))
 
 
-def _validated(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.query_params)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class MetricsReadView(BaseAPIView):
     rate_group = "dashboard"
 
@@ -197,7 +190,7 @@ class SeriesListView(_Paginated):
     pagination_class = EnvelopePagination
 
     def get(self, request):
-        filters = _validated(SeriesFilterSerializer, request)
+        filters = validated_query(SeriesFilterSerializer, request)
         queryset = selectors.series_queryset(
             organization_id=request.user.organization_id,
             name=filters.get("name"),
@@ -232,7 +225,7 @@ class QueryResultSerializer(serializers.Serializer):
 )
 class MetricQueryView(MetricsReadView):
     def get(self, request):
-        params = _validated(QueryParamsSerializer, request)
+        params = validated_query(QueryParamsSerializer, request)
         query = selectors.Query(
             organization_id=request.user.organization_id,
             name=params["name"],

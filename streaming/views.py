@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from agents.models import Agent
 from logfleet.api.client import client_ip
 from logfleet.api.permissions import MemberWrites
-from logfleet.api.views import BaseGenericViewSet
+from logfleet.api.views import BaseGenericViewSet, validated_query
 from streaming import services
 from streaming.models import OPEN_STATUSES, SessionStatus, StreamSession
 from streaming.serializers import (
@@ -42,9 +42,7 @@ class StreamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
             return queryset
         services.sessions_expire_due(organization_id=self.request.user.organization_id)
         if self.action == "list":
-            filters = SessionFilterSerializer(data=self.request.query_params)
-            filters.is_valid(raise_exception=True)
-            data = filters.validated_data
+            data = validated_query(SessionFilterSerializer, self.request)
             if "agent_id" in data:
                 queryset = queryset.filter(agent_ref=data["agent_id"])
             if "status" in data:

@@ -50,6 +50,13 @@ class BaseAPIView(RateLimitMixin, APIView):
     pass
 
 
+def validated_query(serializer_class, request) -> dict:
+    """The query string checked by a serializer: a bad value of a documented parameter is a 400."""
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 def caller_organization_id(request):
     """The organization of whoever is calling: the user's, or the API key's."""
     user = request.user
