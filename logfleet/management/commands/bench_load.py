@@ -110,17 +110,47 @@ class Command(BaseCommand):
                 out, _errors = loadgen.run(server.url, client_lists, options["duration"])
                 results.extend(out)
 
+            viewer = {"frames": 0}
+            watcher = threading.Thread(
+                target=self._watch, args=(f"{started['websocket_url']}?token={token}", options["duration"] + 3, viewer)
+            )
+            watcher.start()
             threads = [threading.Thread(target=drive, args=(servers[n], per_server[n])) for n in range(2)]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
             elapsed = time.monotonic() - started_at
+            watcher.join()
             time.sleep(2)  # the heartbeat writers flush
         finally:
             for server in servers:
                 server.stop()
-        return kind, elapsed, results, self._verify(organization, results)
+        pushed = sum(
+            json.loads(p)["accepted"] for _l, status, p, path in results if status == 202 and path.endswith("/stream")
+        )
+        verdict = self._verify(organization, results)
+        return kind, elapsed, results, f"{verdict}; the viewer got {viewer['frames']} of {pushed} streamed lines"
+
+    @staticmethod
+    def _watch(url: str, seconds: float, counter: dict) -> None:
+        """The live stream's viewer, on the first process, counting the log frames it receives."""
+        import asyncio
+
+        import websockets
+
+        async def watch():
+            async with websockets.connect(url, max_size=2**22) as ws:
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline:
+                    try:
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                    except TimeoutError:
+                        continue
+                    if frame.get("type") == "log":
+                        counter["frames"] += 1
+
+        asyncio.run(watch())
 
     def _clients(self, agent_ids, key, bearer, session_id):
         now = time.time()
