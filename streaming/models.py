@@ -76,7 +76,3 @@ class StreamSession(models.Model):
         if self.status in OPEN_STATUSES and self.expires_at <= (now or timezone.now()):
             return SessionStatus.EXPIRED
         return self.status
-
-    @property
-    def is_over(self) -> bool:
-        return self.effective_status() not in OPEN_STATUSES
