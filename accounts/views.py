@@ -26,7 +26,7 @@ from accounts.serializers import (
 from logfleet.api.client import client_ip
 from logfleet.api.fields import UTCDateTimeField
 from logfleet.api.permissions import AdminOnly, AdminWrites, IsOrganizationUser
-from logfleet.api.views import BaseAPIView, BaseGenericViewSet, validated_query
+from logfleet.api.views import BaseAPIView, BaseGenericViewSet, validated_body, validated_query
 
 
 def _session_body(user, pair) -> dict:
@@ -41,12 +41,6 @@ def _session_body(user, pair) -> dict:
     }
 
 
-def _validated(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class PublicAuthView(BaseAPIView):
     """The anonymous authentication endpoints: no token needed, limited per client IP."""
 
@@ -59,7 +53,7 @@ class PublicAuthView(BaseAPIView):
 @extend_schema(tags=["auth"], request=RegisterSerializer, responses={201: SessionSerializer})
 class RegisterView(PublicAuthView):
     def post(self, request):
-        data = _validated(RegisterSerializer, request)
+        data = validated_body(RegisterSerializer, request)
         user, pair = services.organization_register(**data, ip_address=client_ip(request))
         return Response(_session_body(user, pair), status=status.HTTP_201_CREATED)
 
@@ -71,7 +65,7 @@ class RegisterView(PublicAuthView):
 )
 class LoginView(PublicAuthView):
     def post(self, request):
-        data = _validated(LoginSerializer, request)
+        data = validated_body(LoginSerializer, request)
         user, pair = services.user_login(email=data["email"], password=data["password"], ip_address=client_ip(request))
         return Response(_session_body(user, pair))
 
@@ -79,14 +73,14 @@ class LoginView(PublicAuthView):
 @extend_schema(tags=["auth"], request=RefreshSerializer, responses={200: TokenPairSerializer})
 class RefreshView(PublicAuthView):
     def post(self, request):
-        data = _validated(RefreshSerializer, request)
+        data = validated_body(RefreshSerializer, request)
         return Response(services.session_refresh(refresh_token=data["refresh_token"]).as_dict())
 
 
 @extend_schema(tags=["auth"], request=ForgotPasswordSerializer, responses={202: MessageSerializer})
 class ForgotPasswordView(PublicAuthView):
     def post(self, request):
-        data = _validated(ForgotPasswordSerializer, request)
+        data = validated_body(ForgotPasswordSerializer, request)
         services.password_reset_request(email=data["email"], ip_address=client_ip(request))
         return Response(
             {"message": "If an account exists for this email, a reset link has been sent."},
@@ -97,7 +91,7 @@ class ForgotPasswordView(PublicAuthView):
 @extend_schema(tags=["auth"], request=ResetPasswordSerializer, responses={200: MessageSerializer})
 class ResetPasswordView(PublicAuthView):
     def post(self, request):
-        data = _validated(ResetPasswordSerializer, request)
+        data = validated_body(ResetPasswordSerializer, request)
         services.password_reset_confirm(
             token=data["token"], new_password=data["new_password"], ip_address=client_ip(request)
         )
@@ -118,7 +112,7 @@ class ChangePasswordView(BaseAPIView):
     rate_group = "auth"
 
     def post(self, request):
-        data = _validated(ChangePasswordSerializer, request)
+        data = validated_body(ChangePasswordSerializer, request)
         pair = services.password_change(user=request.user, ip_address=client_ip(request), **data)
         return Response(pair.as_dict())
 
@@ -135,7 +129,7 @@ class MeView(BaseAPIView):
         return Response(self._body(request.user))
 
     def patch(self, request):
-        data = _validated(ProfileUpdateSerializer, request)
+        data = validated_body(ProfileUpdateSerializer, request)
         return Response(self._body(services.user_update_profile(user=request.user, name=data["name"])))
 
     @staticmethod
@@ -161,7 +155,7 @@ class OrganizationView(BaseAPIView):
         return Response(OrganizationSerializer(request.user.organization).data)
 
     def patch(self, request):
-        data = _validated(OrganizationUpdateSerializer, request)
+        data = validated_body(OrganizationUpdateSerializer, request)
         organization = services.organization_update(
             organization=request.user.organization, actor=request.user, name=data["name"], ip_address=client_ip(request)
         )
@@ -185,7 +179,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def create(self, request):
-        data = _validated(MemberInviteSerializer, request)
+        data = validated_body(MemberInviteSerializer, request)
         member = services.member_invite(
             organization=request.user.organization, actor=request.user, ip_address=client_ip(request), **data
         )
@@ -193,7 +187,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
 
     def partial_update(self, request, pk=None):
         member = self.get_object()
-        data = _validated(MemberUpdateSerializer, request)
+        data = validated_body(MemberUpdateSerializer, request)
         member = services.member_update(
             member=member,
             actor=request.user,

@@ -17,7 +17,7 @@ from agents.serializers import (
 from logfleet.api.client import client_ip
 from logfleet.api.exceptions import VersionConflict
 from logfleet.api.permissions import MemberWrites
-from logfleet.api.views import BaseGenericViewSet, validated_query
+from logfleet.api.views import BaseGenericViewSet, validated_body, validated_query
 
 ORDER_BY = {
     "name": [F("name").asc(), "id"],
@@ -76,23 +76,19 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneric
         return Agent.objects.with_status().get(pk=agent.pk)
 
     def create(self, request):
-        serializer = AgentWriteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = validated_body(AgentWriteSerializer, request)
         agent = services.agent_create(
             organization=request.user.organization,
             actor=request.user,
             ip_address=client_ip(request),
-            **serializer.validated_data,
+            **data,
         )
         return Response(AgentSerializer(self._reload(agent)).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
         agent = self.get_object()
-        serializer = AgentWriteSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        agent = services.agent_update(
-            agent=agent, actor=request.user, ip_address=client_ip(request), **serializer.validated_data
-        )
+        data = validated_body(AgentWriteSerializer, request, partial=True)
+        agent = services.agent_update(agent=agent, actor=request.user, ip_address=client_ip(request), **data)
         return Response(AgentSerializer(self._reload(agent)).data)
 
     def destroy(self, request, pk=None):
@@ -113,15 +109,14 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneric
         agent = self.get_object()
         if request.method == "GET":
             return Response(AgentConfigSerializer.of(agent))
-        serializer = AgentConfigUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        version = serializer.validated_data["version"]
+        data = validated_body(AgentConfigUpdateSerializer, request)
+        version = data["version"]
         if version != agent.config_version:
             raise VersionConflict(current_version=agent.config_version)
         agent = services.agent_config_update(
             agent=agent,
             version=version,
-            config=serializer.validated_data["config"],
+            config=data["config"],
             actor=request.user,
             ip_address=client_ip(request),
         )

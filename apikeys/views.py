@@ -15,7 +15,7 @@ from apikeys.serializers import (
 )
 from logfleet.api.client import client_ip
 from logfleet.api.permissions import AdminOnly
-from logfleet.api.views import BaseGenericViewSet, validated_query
+from logfleet.api.views import BaseGenericViewSet, validated_body, validated_query
 
 
 @extend_schema_view(
@@ -46,11 +46,8 @@ class APIKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
         return services.Actor(user=self.request.user, ip_address=client_ip(self.request))
 
     def create(self, request):
-        serializer = APIKeyCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        key, raw = services.api_key_create(
-            organization=request.user.organization, actor=self._actor(), **serializer.validated_data
-        )
+        data = validated_body(APIKeyCreateSerializer, request)
+        key, raw = services.api_key_create(organization=request.user.organization, actor=self._actor(), **data)
         return Response({"api_key": APIKeySerializer(key).data, "raw_key": raw}, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, pk=None):
@@ -65,11 +62,8 @@ class APIKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
     @action(detail=True, methods=["post"])
     def rotate(self, request, pk=None):
         key = self.get_object()
-        serializer = APIKeyRotateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        new_key, raw = services.api_key_rotate(
-            key=key, grace_seconds=serializer.validated_data["grace_seconds"], actor=self._actor()
-        )
+        data = validated_body(APIKeyRotateSerializer, request)
+        new_key, raw = services.api_key_rotate(key=key, grace_seconds=data["grace_seconds"], actor=self._actor())
         key.refresh_from_db()
         return Response(
             {

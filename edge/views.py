@@ -26,7 +26,7 @@ from edge.serializers import (
     SyncConfigSerializer,
 )
 from logfleet.api.client import client_ip
-from logfleet.api.views import BaseAPIView
+from logfleet.api.views import BaseAPIView, validated_body
 from metrics import configs as metric_configs
 from metrics import ingest
 from metrics.serializers import MetricConfigSerializer
@@ -59,14 +59,13 @@ class RegisterView(EdgeView):
     permission_classes = [requires_key_permission("edge:register")]
 
     def post(self, request):
-        serializer = AgentRegisterSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = validated_body(AgentRegisterSerializer, request)
         agent, created = agent_services.agent_register(
             organization_id=request.auth.organization_id,
             ip_address=client_ip(request),
             key_id=request.auth.id,
             actor_email="",
-            **serializer.validated_data,
+            **data,
         )
         body = AgentSerializer(Agent.objects.with_status().get(pk=agent.pk)).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

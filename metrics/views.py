@@ -15,7 +15,7 @@ from apikeys.services import KeyPrincipal
 from logfleet.api.client import client_ip
 from logfleet.api.pagination import EnvelopePagination
 from logfleet.api.permissions import IsOrganizationUser, MemberWrites, is_organization_user
-from logfleet.api.views import BaseAPIView, BaseGenericViewSet, validated_query
+from logfleet.api.views import BaseAPIView, BaseGenericViewSet, validated_body, validated_query
 from metrics import dashboard, engine, selectors, services
 from metrics.models import MetricConfig, Series
 from metrics.query_params import QueryParamsSerializer, SeriesFilterSerializer
@@ -89,13 +89,12 @@ class MetricConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Base
         return queryset
 
     def create(self, request):
-        serializer = MetricConfigWriteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = validated_body(MetricConfigWriteSerializer, request)
         config = services.metric_config_create(
             organization=request.user.organization,
             actor=request.user,
             ip_address=client_ip(request),
-            **serializer.validated_data,
+            **data,
         )
         return Response(MetricConfigSerializer(config).data, status=status.HTTP_201_CREATED)
 
@@ -107,9 +106,7 @@ class MetricConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Base
 
     def _update(self, request, *, partial: bool):
         config = self.get_object()
-        serializer = MetricConfigUpdateSerializer(data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
+        data = dict(validated_body(MetricConfigUpdateSerializer, request, partial=partial))
         if "version" not in data:
             raise ValidationError({"version": "This field is required."})
         version = data.pop("version")
@@ -129,9 +126,7 @@ class MetricConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Base
     )
     @action(detail=False, methods=["post"], url_path="test")
     def test_rules(self, request):
-        serializer = RuleTestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated_body(RuleTestSerializer, request)
         if "config_id" in data:
             config = get_object_or_404(self.get_queryset(), pk=data["config_id"])
             metrics = config.metrics

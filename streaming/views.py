@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from agents.models import Agent
 from logfleet.api.client import client_ip
 from logfleet.api.permissions import MemberWrites
-from logfleet.api.views import BaseGenericViewSet, validated_query
+from logfleet.api.views import BaseGenericViewSet, validated_body, validated_query
 from streaming import services
 from streaming.models import OPEN_STATUSES, SessionStatus, StreamSession
 from streaming.serializers import (
@@ -71,9 +71,7 @@ class StreamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
     )
     @action(detail=False, methods=["post"], url_path="start")
     def start(self, request):
-        serializer = StreamStartSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated_body(StreamStartSerializer, request)
         agent = get_object_or_404(
             Agent.objects.select_related("organization"),
             pk=data["agent_id"],
@@ -96,10 +94,7 @@ class StreamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
     )
     @action(detail=False, methods=["post"], url_path="stop")
     def stop(self, request):
-        serializer = StreamStopSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        session = get_object_or_404(
-            self.get_queryset().select_related("organization"), pk=serializer.validated_data["session_id"]
-        )
+        data = validated_body(StreamStopSerializer, request)
+        session = get_object_or_404(self.get_queryset().select_related("organization"), pk=data["session_id"])
         session = services.stream_stop(session=session, user=request.user, ip_address=client_ip(request))
         return Response(self._started_body(session))

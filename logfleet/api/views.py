@@ -50,6 +50,13 @@ class BaseAPIView(RateLimitMixin, APIView):
     pass
 
 
+def validated_body(serializer_class, request, **kwargs) -> dict:
+    """The request body checked by a serializer (validate and shape only); invalid → 400."""
+    serializer = serializer_class(data=request.data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 def validated_query(serializer_class, request) -> dict:
     """The query string checked by a serializer: a bad value of a documented parameter is a 400."""
     serializer = serializer_class(data=request.query_params)
