@@ -102,9 +102,3 @@ def clock(monkeypatch):
     instance = Clock()
     monkeypatch.setattr(timezone, "now", instance.now)
     return instance
-
-
-@pytest.fixture(autouse=True)
-def _heartbeats_written_at_once(settings):
-    # In-process tests see every heartbeat in the database before the answer (no writer thread).
-    settings.HEARTBEAT_FLUSH_SECONDS = 0

@@ -202,7 +202,8 @@ def agent_heartbeat(
     config_report: dict | None = None,
 ) -> str | None:
     """Acknowledge a heartbeat: the agent's current config hash, or None when it is not an agent
-    of the organization. The write itself goes through the heartbeat writer (agents.heartbeats)."""
+    of the organization. It is committed before this returns, in a transaction shared with the
+    heartbeats that arrived at the same time (agents.heartbeats)"""
     identity = heartbeats.agent_identity(agent_id)
     if identity is None or identity.organization_id != str(organization_id):
         return None

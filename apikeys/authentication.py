@@ -10,6 +10,8 @@ HEADER = "HTTP_X_API_KEY"
 class APIKeyAuthentication(authentication.BaseAuthentication):
     """`X-API-Key: lf_<env>_...`: `request.user` is None, `request.auth` the KeyPrincipal."""
 
+    header = HEADER
+
     def authenticate(self, request):
         raw = request.META.get(HEADER)
         if raw is None:

@@ -77,6 +77,12 @@ def _records(prefix: str) -> list[dict]:
     ]
 
 
+def record_cache_key(raw_key: str) -> str | None:
+    """The shared-cache key of the records `authenticate(raw_key)` reads (None for a malformed key)."""
+    prefix = keys.parse_prefix(raw_key)
+    return _cache_key(prefix) if prefix is not None else None
+
+
 def _publish_on_commit(prefix: str) -> None:
     shared_cache.refresh_after_commit(_cache_key(prefix), lambda: _records(prefix), RECORD_TTL)
 

@@ -108,7 +108,7 @@ def _parse_report(report, errors: dict) -> dict | None:
     if not isinstance(report, dict):
         errors["config_status"] = "must be an object"
         return None
-    config_hash = _string(report.get("hash"), "config_status.hash", 128, errors, required=True)
+    config_hash = _string(report.get("hash"), "config_status.hash", 64, errors, required=True)
     state = report.get("state")
     if not isinstance(state, str) or state not in STATES:
         errors["config_status.state"] = f"must be one of {', '.join(sorted(STATES))}"

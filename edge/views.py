@@ -9,9 +9,11 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from agents import config as agent_config
+from agents import heartbeats
 from agents import services as agent_services
 from agents.models import Agent
 from agents.serializers import AgentSerializer
+from apikeys import services as apikey_services
 from apikeys.authentication import APIKeyAuthentication, requires_key_permission
 from edge import heartbeat
 from edge.serializers import (
@@ -25,6 +27,7 @@ from edge.serializers import (
     StreamPushSerializer,
     SyncConfigSerializer,
 )
+from logfleet import shared_cache
 from logfleet.api.client import client_ip
 from logfleet.api.views import BaseAPIView, validated_body
 from metrics import configs as metric_configs
@@ -38,6 +41,16 @@ AGENT_NOT_FOUND = "No such agent in the organization of this API key"
 class EdgeView(BaseAPIView):
     authentication_classes = [APIKeyAuthentication]
     rate_group = "edge"
+
+    def dispatch(self, request, *args, **kwargs):
+        # What an edge request reads from the shared cache (the key's records and, for an agent's
+        # URL, its identity and stream instructions) in one round trip instead of one each.
+        records = [apikey_services.record_cache_key(request.META.get(APIKeyAuthentication.header, "").strip())]
+        agent_id = kwargs.get("agent_id")
+        if agent_id is not None:
+            records += [heartbeats.identity_key(agent_id), stream_services.instructions_key(agent_id)]
+        with shared_cache.prefetched(*filter(None, records)):
+            return super().dispatch(request, *args, **kwargs)
 
     def get_rate_key(self, request):
         """Per agent (API.md section 1); per key when the request names no agent."""

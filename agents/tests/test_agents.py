@@ -105,7 +105,6 @@ def test_update_name_description_and_labels_only(member_client, org):
 
 
 def test_status_is_derived_from_the_last_heartbeat(member_client, org, settings):
-    settings.AGENT_OFFLINE_AFTER = 90
     fresh, stale, failing, never, said_offline = (AgentFactory(organization=org) for _ in range(5))
     beat(fresh, seconds_ago=10)
     beat(stale, seconds_ago=91)

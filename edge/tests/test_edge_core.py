@@ -1,9 +1,13 @@
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connections
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent
+from agents import heartbeats
 from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import make_key
@@ -103,7 +107,6 @@ def test_a_jwt_is_not_an_edge_credential(admin_client):
 def test_heartbeat_makes_the_agent_online_then_offline_after_the_threshold(
     edge_client, member_client, org, clock, settings
 ):
-    settings.AGENT_OFFLINE_AFTER = 90
     agent = AgentFactory(organization=org)
     r = edge_client.post(
         heartbeat_url(agent.pk),
@@ -251,22 +254,86 @@ def test_register_is_rate_limited_per_key(org, settings):
     assert second.post(REGISTER, {"name": "b"}, format="json").status_code == 201
 
 
-def test_buffered_heartbeats_are_written_in_bulk_by_the_writer(edge_client, org, settings, monkeypatch):
-    from agents.heartbeats import writer
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_heartbeats_are_committed_before_they_are_answered(org):
+    """Many request threads at once (group commit): each answer implies its row is in the database,
+    read here on another connection than the one that wrote it."""
+    agents = [AgentFactory(organization=org) for _ in range(24)]
+    raw = make_key(org, permissions=["edge:heartbeat"])[1]
+    seen = {}
 
-    settings.HEARTBEAT_FLUSH_SECONDS = 1
-    monkeypatch.setattr(writer, "_start", lambda: None)  # this test flushes by hand, not on a thread
-    agents = [AgentFactory(organization=org) for _ in range(3)]
-    for agent in agents:
-        r = edge_client.post(heartbeat_url(agent.pk), {"status": "online"}, format="json")
-        assert r.status_code == 200 and r.json()["config_hash"] == agent.config_hash
-    edge_client.post(heartbeat_url(agents[0].pk), {"status": "error", "version": "9"}, format="json")
-    assert writer.pending() == 3
-    assert not Agent.objects.filter(last_heartbeat_at__isnull=False).exists()
-    assert writer.flush() == 3
-    assert Agent.objects.filter(last_heartbeat_at__isnull=False).count() == 3
-    first = Agent.objects.get(pk=agents[0].pk)
-    assert (first.reported_status, first.version) == ("error", "9")
+    def beat(agent):
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=raw)
+        r = client.post(heartbeat_url(agent.pk), {"status": "error", "version": f"v-{agent.pk}"}, format="json")
+        with connections["default"].cursor():  # this thread's own connection, after the answer
+            row = Agent.objects.filter(pk=agent.pk).values("reported_status", "version").first()
+        connections["default"].close()
+        seen[agent.pk] = (r.status_code, row)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(beat, agents))
+    assert {agent.pk: (200, {"reported_status": "error", "version": f"v-{agent.pk}"}) for agent in agents} == seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_the_database_refuses_does_not_block_the_others_of_its_batch(org, caplog):
+    good, bad = AgentFactory(organization=org), AgentFactory(organization=org)
+    now = timezone.now()
+    failures = heartbeats._write(
+        {
+            good.pk: {"reported_status": "online", "last_heartbeat_at": now},
+            # A value no database accepts (a set is not JSON), as if validation had let it through.
+            bad.pk: {"reported_status": "online", "last_heartbeat_at": now, "system_metrics": {1, 2}},
+        }
+    )
+    assert set(failures) == {bad.pk}
+    assert Agent.objects.get(pk=good.pk).last_heartbeat_at == now
+    assert Agent.objects.get(pk=bad.pk).last_heartbeat_at is None
+    assert f"heartbeat of agent {bad.pk} refused by the database" in caplog.text
+
+
+NUL = "\x00"
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"status": "online", "version": f"1.0{NUL}"}, "version"),
+        ({"status": "online", "metrics": {"cpu": f"a{NUL}b"}}, "metrics.cpu"),
+        ({"status": "online", "metrics": {f"c{NUL}pu": 1}}, "metrics"),
+        (
+            {"status": "online", "config_status": {"hash": "h", "state": "failed", "errors": [{"message": NUL}]}},
+            "config_status.errors.0.message",
+        ),
+        ({"status": "online", "config_status": {"hash": "h" * 65, "state": "applied"}}, "config_status.hash"),
+    ],
+)
+def test_what_the_database_cannot_store_is_a_400_and_others_keep_beating(edge_client, org, body, field):
+    agent, other = AgentFactory(organization=org), AgentFactory(organization=org)
+    details = assert_error(edge_client.post(heartbeat_url(agent.pk), body, format="json"), 400)["details"]
+    assert field in details, details
+    assert edge_client.post(heartbeat_url(other.pk), {"status": "online"}, format="json").status_code == 200
+    assert Agent.objects.get(pk=other.pk).last_heartbeat_at is not None
+    assert Agent.objects.get(pk=agent.pk).last_heartbeat_at is None
+
+
+@pytest.mark.parametrize(
+    "forwarded, stored",
+    [
+        ("203.0.113.5:4711", "203.0.113.5"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("2001:db8::2", "2001:db8::2"),
+        ("not-an-address", "127.0.0.1"),
+        ("unknown, 198.51.100.7", "198.51.100.7"),
+    ],
+)
+def test_forwarded_addresses_are_parsed_or_fall_back_to_the_socket(edge_client, org, settings, forwarded, stored):
+    settings.TRUSTED_PROXY_COUNT = 1  # behind one proxy, as the production recipe runs it
+    agent = AgentFactory(organization=org)
+    r = edge_client.post(heartbeat_url(agent.pk), {"status": "online"}, format="json", HTTP_X_FORWARDED_FOR=forwarded)
+    assert r.status_code == 200, r.content
+    assert Agent.objects.get(pk=agent.pk).ip_address == stored
 
 
 def test_a_deleted_agents_heartbeat_is_404_even_after_it_was_cached(edge_client, member_client, org):

@@ -1,6 +1,27 @@
 """Facts about the client of a request that several apps need."""
 
+import ipaddress
+
 from django.conf import settings
+
+
+def parse_ip(value: str | None) -> str | None:
+    """An IP address from a header or the socket, in canonical form; None when it is not one.
+
+    Accepts what load balancers send: `203.0.113.5`, `203.0.113.5:4711`, `2001:db8::1` and
+    `[2001:db8::1]:443`.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    if text.startswith("["):
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
 
 
 def client_ip(request) -> str | None:
@@ -8,11 +29,14 @@ def client_ip(request) -> str | None:
 
     With 0 (the default) the header is ignored, so a client cannot choose its own address
     (and with it its rate-limit bucket). With N, the N-th address from the right is the one
-    the outermost trusted proxy saw.
+    the outermost trusted proxy saw. A forwarded value that is not an address falls back to
+    the socket's address.
     """
     hops = settings.TRUSTED_PROXY_COUNT
     if hops:
         forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
         if len(forwarded) >= hops:
-            return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR") or None
+            address = parse_ip(forwarded[-hops])
+            if address is not None:
+                return address
+    return parse_ip(request.META.get("REMOTE_ADDR"))

@@ -6,12 +6,14 @@ agent in turn with the key header. Also measures the CPU cost of API-key authent
 in-process. Uses the configured database (DATABASE_URL) and Redis (REDIS_URL), and cleans up.
 """
 
+import os
 import re
 import shutil
 import subprocess
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
@@ -61,6 +63,12 @@ def parse_wrk(output: str) -> dict:
     }
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Command(BaseCommand):
     help = (
         "Benchmark heartbeats (API-key auth, rate limit, one UPDATE) against the bare /healthz endpoint "
@@ -88,10 +96,10 @@ class Command(BaseCommand):
             )
             # Warm-up: every agent once, so the key record is cached like in steady state.
             self._wrk(port, "/healthz", 2, options, None)
-            bare = self._wrk(port, "/healthz", options["duration"], options, None)
+            bare = self._measured(server, port, "/healthz", options, None)
             script = self._lua(agent_ids, raw_key)
             self._wrk(port, "/", 2, options, script)
-            beats = self._wrk(port, "/", options["duration"], options, script)
+            beats = self._measured(server, port, "/", options, script)
             beat_count = Agent.objects.filter(organization=organization, last_heartbeat_at__isnull=False).count()
         finally:
             if server is not None:
@@ -145,6 +153,13 @@ class Command(BaseCommand):
             raise CommandError(f"wrk failed: {result.stderr}")
         return parse_wrk(result.stdout)
 
+    def _measured(self, server, port, path, options, script) -> dict:
+        """A wrk run, with the server process's CPU time per request."""
+        before = _cpu_seconds(server.process.pid)
+        row = self._wrk(port, path, options["duration"], options, script)
+        row["cpu_ms"] = (_cpu_seconds(server.process.pid) - before) * 1000 / max(row["requests"], 1)
+        return row
+
     def _auth_cpu(self, raw_key: str, rounds: int = 2000) -> dict:
         """CPU time of one API-key authentication: warm (shared cache) and cold (database)."""
         key_services.authenticate(raw_key)
@@ -169,11 +184,13 @@ class Command(BaseCommand):
             ("POST heartbeat", beats),
         ]
         self.stdout.write("")
-        self.stdout.write(f"{'endpoint':24} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'non-2xx':>8}")
+        self.stdout.write(
+            f"{'endpoint':24} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'non-2xx':>8} {'CPU ms/req':>11}"  # noqa: E501
+        )
         for name, row in rows:
             self.stdout.write(
                 f"{name:24} {row['rps']:>10.0f} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['requests']:>9} "
-                f"{row['non_2xx'] + row['errors']:>8}"
+                f"{row['non_2xx'] + row['errors']:>8} {row['cpu_ms']:>11.2f}"
             )
         self.stdout.write("")
         self.stdout.write(f"heartbeat / bare throughput: {ratio:.2f} (target >= 0.33)")
