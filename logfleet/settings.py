@@ -190,8 +190,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "logfleet.api.middleware.BodySizeLimitMiddleware",
+    "logfleet.views.ProbesMiddleware",
+    "logfleet.api.middleware.RequestBoundsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "logfleet.api.middleware.HTTPSOnlyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -274,10 +276,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-JWT_ACCESS_TTL = env_int("JWT_ACCESS_TTL", 86400, minimum=60)
-JWT_REFRESH_TTL = env_int("JWT_REFRESH_TTL", 1209600, minimum=60)
-PASSWORD_RESET_TTL = env_int("PASSWORD_RESET_TTL", 3600, minimum=60)
-INVITE_TTL = env_int("INVITE_TTL", 604800, minimum=60)
+JWT_ACCESS_TTL = env_int("JWT_ACCESS_TTL", 86400, minimum=1)
+JWT_REFRESH_TTL = env_int("JWT_REFRESH_TTL", 1209600, minimum=1)
+PASSWORD_RESET_TTL = env_int("PASSWORD_RESET_TTL", 3600, minimum=1)
+INVITE_TTL = env_int("INVITE_TTL", 604800, minimum=1)
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=JWT_ACCESS_TTL),
@@ -296,7 +298,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SessionJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["logfleet.api.permissions.IsOrganizationUser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["logfleet.api.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "logfleet.api.pagination.EnvelopePagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "logfleet.api.exceptions.exception_handler",
@@ -358,8 +360,6 @@ SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_
 # --- product settings ----------------------------------------------------------------------
 
 AGENT_OFFLINE_AFTER = env_int("AGENT_OFFLINE_AFTER", 90, minimum=1)
-# Heartbeats are written in bulk this often (seconds); 0 writes each one before answering it.
-HEARTBEAT_FLUSH_SECONDS = env_int("HEARTBEAT_FLUSH_SECONDS", 1, minimum=0, maximum=10)
 STREAM_MAX_LINES_PER_SECOND = env_int("STREAM_MAX_LINES_PER_SECOND", 500, minimum=1)
 STREAM_MAX_ACTIVE_PER_AGENT = env_int("STREAM_MAX_ACTIVE_PER_AGENT", 5, minimum=1)
 STREAM_MAX_ACTIVE_PER_ORG = env_int("STREAM_MAX_ACTIVE_PER_ORG", 20, minimum=1)
@@ -390,6 +390,10 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- security ------------------------------------------------------------------------------
 
+# HTTPS. PUBLIC_URL only builds links (emails): it never turns on a redirect. Whether a request
+# came over HTTPS is what the connection says, or, with TRUSTED_PROXY_COUNT >= 1, what the trusted
+# TLS proxy says in X-Forwarded-Proto; request.is_secure(), HSTS and the ws:// or wss:// scheme of
+# websocket_url follow it. Agents and probes speaking plain HTTP to the process are served.
 _HTTPS = PUBLIC_URL.startswith("https://")
 SESSION_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SECURE = _HTTPS
@@ -397,14 +401,23 @@ CSRF_TRUSTED_ORIGINS = [PUBLIC_URL]
 CSRF_FAILURE_VIEW = "logfleet.views.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-if _HTTPS:
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
 if TRUSTED_PROXY_COUNT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Opt-in: plain-HTTP requests are refused (the API, with a JSON error) or redirected (pages),
+# by logfleet.api.middleware.HTTPSOnlyMiddleware; /healthz and /readyz are always served.
+HTTPS_ONLY = env_bool("HTTPS_ONLY", False)
+# HSTS is sent on HTTPS responses only (SecurityMiddleware); preloading is a commitment an
+# operator makes on purpose.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS += [
+    # SECURE_SSL_REDIRECT stays off: an agent's POST cannot follow a redirect, so the API is never
+    # redirected (HTTPS_ONLY refuses instead, and the TLS proxy redirects browsers).
+    "security.W008",
+    # HSTS preload is opt-in (SECURE_HSTS_PRELOAD).
+    "security.W021",
+]
 
 # --- logging -------------------------------------------------------------------------------
 

@@ -144,6 +144,7 @@ class LiveServer:
         redis: bool = True,
         port: int | None = None,
         server: str = "daphne",
+        workers: int = 1,
     ):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -174,6 +175,11 @@ class LiveServer:
                 "httptools",
                 "--lifespan",
                 "off",
+                # Uvicorn would trust X-Forwarded-* from 127.0.0.1 itself; LogFleet decides that
+                # (TRUSTED_PROXY_COUNT), as the README's production recipe runs it.
+                "--no-proxy-headers",
+                "--workers",
+                str(workers),
             ]
             if not access_log:
                 command.append("--no-access-log")

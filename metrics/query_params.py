@@ -70,7 +70,9 @@ class QueryParamsSerializer(SeriesFilterSerializer):
         return keys
 
     def validate(self, attrs):
-        end = attrs.get("end", int(time.time()))
+        # The end is exclusive: by default it is the end of the current second, so a sample taken
+        # just now is in the answer.
+        end = attrs.get("end", int(time.time()) + 1)
         start = attrs.get("start", end - 3600)
         if end <= start:
             raise serializers.ValidationError({"end": "must be after start"})

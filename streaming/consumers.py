@@ -8,6 +8,7 @@ browser sees the reason. Group events: `session.ended`, `log.lines` (viewers); `
 import asyncio
 import json
 import logging
+import uuid
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -60,11 +61,24 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """A frame over 64 KiB closes the socket with 4413; a binary frame or text that is not JSON
+        goes to `malformed_frame`; nothing a client sends fails the socket (1011)."""
         size = len(text_data.encode("utf-8")) if text_data is not None else len(bytes_data or b"")
         if size > MAX_FRAME_BYTES:
             await self.close(code=Close.TOO_LARGE)
             return
-        await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
+        if text_data is None:
+            await self.malformed_frame("frames are JSON text, not binary")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.malformed_frame("the frame is not valid JSON")
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def malformed_frame(self, message: str):
+        """Ignored unless a consumer answers it."""
 
 
 class TokenAuthMiddleware:
@@ -205,13 +219,21 @@ class AgentConsumer(RefusingConsumer):
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def malformed_frame(self, message: str):
+        await self.send_json({"type": "error", "status": 400, "message": message})
+
     async def receive_json(self, content, **kwargs):
         if not isinstance(content, dict):
             await self.send_json({"type": "error", "status": 400, "message": "frames are JSON objects"})
             return
         kind = content.get("type")
         if kind == "stream.ack":
-            await database_sync_to_async(services.session_activate)(session_id=content.get("session_id"))
+            try:
+                session_id = uuid.UUID(str(content.get("session_id")))
+            except ValueError:
+                await self.send_json({"type": "error", "status": 400, "message": "session_id must be a UUID"})
+                return
+            await database_sync_to_async(services.session_activate)(session_id=session_id, agent_id=self.agent.pk)
             return
         if kind != "logs":
             await self.send_json({"type": "error", "status": 400, "message": "unknown frame type"})

@@ -7,6 +7,7 @@ any viewer or agent: a line pushed to one process reaches viewers on every other
 
 import logging
 import time
+import uuid
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
@@ -68,7 +69,7 @@ def instruction(session: StreamSession, action: str) -> dict:
 # --- the heartbeat's instructions ----------------------------------------------------------
 
 
-def _instructions_key(agent_id) -> str:
+def instructions_key(agent_id) -> str:
     return f"stream-instructions:{agent_id}"
 
 
@@ -78,7 +79,7 @@ def agent_instructions(agent_id) -> list[dict]:
     Cached briefly in the shared cache (heartbeats are the hot path); every change to the agent's
     sessions drops the cached list.
     """
-    return shared_cache.read_through(_instructions_key(agent_id), lambda: _instructions(agent_id), INSTRUCTIONS_TTL)
+    return shared_cache.read_through(instructions_key(agent_id), lambda: _instructions(agent_id), INSTRUCTIONS_TTL)
 
 
 def _instructions(agent_id) -> list[dict]:
@@ -98,7 +99,7 @@ def _instructions(agent_id) -> list[dict]:
 
 
 def _sessions_changed(agent_id) -> None:
-    shared_cache.refresh_after_commit(_instructions_key(agent_id), None, INSTRUCTIONS_TTL)
+    shared_cache.refresh_after_commit(instructions_key(agent_id), None, INSTRUCTIONS_TTL)
 
 
 # --- lifecycle -----------------------------------------------------------------------------
@@ -240,9 +241,11 @@ def sessions_end_for_deleted_agent(*, agent: Agent) -> None:
         _end(session, status=SessionStatus.STOPPED, reason=EndReason.AGENT_DELETED, at=now)
 
 
-def session_activate(*, session_id) -> None:
-    """The agent acknowledged or sent its first line: pending → active."""
-    StreamSession.objects.filter(pk=session_id, status=SessionStatus.PENDING).update(status=SessionStatus.ACTIVE)
+def session_activate(*, session_id: uuid.UUID, agent_id) -> None:
+    """The agent acknowledged or sent its first line: pending → active (only a session of that agent)."""
+    StreamSession.objects.filter(pk=session_id, agent_ref=agent_id, status=SessionStatus.PENDING).update(
+        status=SessionStatus.ACTIVE
+    )
 
 
 # --- the agent's lines ---------------------------------------------------------------------

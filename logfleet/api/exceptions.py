@@ -12,10 +12,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 
 logger = logging.getLogger("logfleet.api")
+
+_JSON = JSONRenderer()
 
 ERROR_CODES = {
     400: "validation_error",
@@ -181,6 +184,11 @@ def _translate(exc: Exception) -> exceptions.APIException | None:
 
 
 def exception_handler(exc: Exception, context: dict):
+    request = context.get("request")
+    if request is not None:
+        # Errors are JSON on every route, also where the view renders something else (the OpenAPI
+        # schema's YAML, Swagger's HTML, the Prometheus text export) or negotiation failed.
+        request.accepted_renderer, request.accepted_media_type = _JSON, _JSON.media_type
     api_exc = _translate(exc)
     if api_exc is None:
         if isinstance(exc, DatabaseError):

@@ -191,3 +191,69 @@ def test_the_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
         "/api/v1/edge/agents/{agent_id}/metrics",
     ):
         assert path in schema["paths"], path
+
+
+@pytest.mark.parametrize(
+    "variable", ["JWT_ACCESS_TTL", "JWT_REFRESH_TTL", "PASSWORD_RESET_TTL", "INVITE_TTL", "AGENT_OFFLINE_AFTER"]
+)
+def test_every_ttl_and_interval_accepts_one_second(variable):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR,
+        env={"PATH": "/usr/bin:/bin", variable: "1", "SECRET_KEY": "x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _views_with_other_renderers():
+    """Every route whose view can answer something other than JSON (schema, docs, export...)."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+    from rest_framework.renderers import JSONRenderer
+
+    found = []
+
+    def walk(patterns, prefix):
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                walk(entry.url_patterns, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern):
+                view = getattr(entry.callback, "cls", None)
+                renderers = getattr(view, "renderer_classes", None) or []
+                if any(not issubclass(renderer, JSONRenderer) for renderer in renderers):
+                    found.append("/" + prefix + str(entry.pattern))
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def test_routes_with_other_renderers_answer_errors_in_the_envelope(api_client):
+    routes = _views_with_other_renderers()
+    assert {"/api/v1/schema", "/api/v1/docs"} <= set(routes), routes
+    for route in routes:
+        for accept in ("*/*", "application/vnd.oai.openapi", "text/html", "text/plain"):
+            r = api_client.delete(route, HTTP_ACCEPT=accept)
+            assert r["Content-Type"] == "application/json", (route, accept, r["Content-Type"])
+            assert_error(r, 405, "method_not_allowed")
+    # The Prometheus export answers text itself; its errors are JSON too.
+    r = api_client.get("/api/v1/metrics/export", HTTP_ACCEPT="text/plain")
+    assert r["Content-Type"] == "application/json" and assert_error(r, 401, "not_authenticated")
+    assert_error(api_client.get("/api/v1/schema", {"format": "xml"}), 404)
+
+
+def test_a_deeply_nested_body_is_a_parse_error_not_a_crash(api_client):
+    body = "[" * 100_000 + "]" * 100_000
+    r = api_client.post("/api/v1/auth/login", body, content_type="application/json")
+    assert_error(r, 400, "parse_error")
+
+
+def test_a_nul_character_is_refused_in_any_body_or_query_string(admin_client):
+    r = admin_client.post("/api/v1/api-keys", {"name": "a\x00b", "permissions": ["edge:heartbeat"]}, format="json")
+    assert assert_error(r, 400, "validation_error")["details"] == {"name": "must not contain NUL characters"}
+    r = admin_client.post("/api/v1/api-keys", {"name": "k", "permissions": ["edge:heartbeat\x00"]}, format="json")
+    assert "permissions.0" in assert_error(r, 400)["details"]
+    assert admin_client.get("/api/v1/api-keys").json()["total"] == 0
+    for query in ("label=env:prod%00", "name=a%00", "agent_id=%00"):
+        assert "query" in assert_error(admin_client.get(f"/api/v1/metrics/series?{query}"), 400)["details"]

@@ -150,6 +150,7 @@ def fill(value, ids):
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.MEMBER, Role.VIEWER])
 def test_another_organizations_users_get_404_for_every_object_route(victim, other_org, role, settings):
+    # The walk sends hundreds of requests in a second; the limits themselves are tested elsewhere.
     settings.RATE_LIMITS = {group: "100000/m" for group in settings.RATE_LIMITS}
     client = client_for(UserFactory(organization=other_org, role=role))
     checked = 0
@@ -168,6 +169,7 @@ def test_another_organizations_users_get_404_for_every_object_route(victim, othe
 @pytest.mark.django_db
 @pytest.mark.parametrize("permissions", [list(PERMISSIONS)] + [[p] for p in PERMISSIONS])
 def test_another_organizations_keys_never_reach_its_agents(victim, other_org, permissions, settings):
+    # The walk sends hundreds of requests in a second; the limits themselves are tested elsewhere.
     settings.RATE_LIMITS = {group: "100000/m" for group in settings.RATE_LIMITS}
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=make_key(other_org, permissions=permissions)[1])
@@ -180,6 +182,7 @@ def test_another_organizations_keys_never_reach_its_agents(victim, other_org, pe
 
 @pytest.mark.django_db
 def test_lists_of_another_organization_hold_none_of_its_objects(victim, other_admin_client, settings):
+    # The walk sends hundreds of requests in a second; the limits themselves are tested elsewhere.
     settings.RATE_LIMITS = {group: "100000/m" for group in settings.RATE_LIMITS}
     for path in (
         "/api/v1/agents",

@@ -70,7 +70,7 @@ def test_a_replayed_batch_stores_nothing_twice(push, agent):
 
 
 def test_per_sample_errors_do_not_fail_the_batch(push, agent, settings):
-    settings.METRIC_MAX_SERIES_PER_NAME = 2
+    settings.METRIC_MAX_SERIES_PER_NAME = 2  # the cap, reached with three samples instead of 1001
     old = (datetime.now(UTC) - timedelta(days=8)).isoformat()
     samples = [
         counter(1),  # 0 ok

@@ -36,6 +36,7 @@ def test_lines_stop_and_timeout_cross_processes(org, server):
     )
     token = client_for(UserFactory(organization=org)).tokens.token
     raw_key = make_key(org)[1]
+    # Starts, stops and restarts of one user in a few seconds, past the Streaming group's 10/min.
     env = {"LOGFLEET_RATE_STREAMING": "1000/m"}
     viewer_side, agent_side = LiveServer(env, server=server), LiveServer(env, server=server)
     bearer = {"Authorization": f"Bearer {token}"}
@@ -103,6 +104,7 @@ def test_a_server_killed_mid_stream_never_leaves_viewers_hanging(org):
     )
     token = client_for(UserFactory(organization=org)).tokens.token
     raw_key = make_key(org)[1]
+    # Several starts of one user in a few seconds, past the Streaming group's 10/min.
     doomed, survivor = (
         LiveServer({"LOGFLEET_RATE_STREAMING": "1000/m"}),
         LiveServer({"LOGFLEET_RATE_STREAMING": "1000/m"}),

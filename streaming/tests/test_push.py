@@ -53,7 +53,7 @@ def test_long_messages_are_cut_and_flagged(start, push_lines, online_agent):
 
 
 def test_the_budget_drops_and_counts_lines(start, push_lines, online_agent, settings, member_client):
-    settings.STREAM_MAX_LINES_PER_SECOND = 5
+    settings.STREAM_MAX_LINES_PER_SECOND = 5  # the budget, reached with a handful of lines
     session_id = start(online_agent).json()["session_id"]
     r = push_lines(online_agent, session_id, [line(str(i)) for i in range(8)])
     assert r.json()["accepted"] + r.json()["dropped"] == 8 and r.json()["dropped"] >= 3

@@ -62,7 +62,7 @@ def test_start_answers_both_published_shapes(start, online_agent, member_user):
 
 
 def test_websocket_url_follows_the_scheme_and_host(member_client, online_agent, settings):
-    settings.ALLOWED_HOSTS = ["logs.example.com"]
+    settings.ALLOWED_HOSTS = ["logs.example.com"]  # a deployment's host name
     r = member_client.post(
         "/api/v1/stream/start",
         {"agent_id": str(online_agent.pk)},
@@ -102,6 +102,7 @@ def test_unknown_and_foreign_agents(start, member_client, other_org):
 
 
 def test_open_session_caps(start, org, online_agent, settings):
+    # Small caps, reached with a few sessions.
     settings.STREAM_MAX_ACTIVE_PER_AGENT = 2
     settings.STREAM_MAX_ACTIVE_PER_ORG = 3
     assert start(online_agent).status_code == 201 and start(online_agent).status_code == 201
@@ -113,7 +114,7 @@ def test_open_session_caps(start, org, online_agent, settings):
 
 
 def test_expired_sessions_do_not_count_against_the_caps(start, online_agent, settings, clock):
-    settings.STREAM_MAX_ACTIVE_PER_AGENT = 1
+    settings.STREAM_MAX_ACTIVE_PER_AGENT = 1  # a cap of one: an expired session must not hold it
     assert start(online_agent, timeout_seconds=5).status_code == 201
     assert_error(start(online_agent), 409)
     clock.advance(6)
@@ -194,7 +195,7 @@ def test_dashboard_counts_open_sessions(start, member_client, online_agent):
 
 
 def test_the_streaming_group_is_limited_per_user(member_client, viewer_client, settings):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "streaming": "10/m"}
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "streaming": "10/m"}  # the default, over conftest's roomy one
     for _ in range(10):
         assert member_client.get(SESSIONS)["X-RateLimit-Limit"] == "10"
     assert_error(member_client.post("/api/v1/stream/stop", {"session_id": "x"}, format="json"), 429, "rate_limited")

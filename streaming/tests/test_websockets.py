@@ -66,7 +66,7 @@ def test_a_viewer_gets_started_lines_in_order_and_the_end(start, push_lines, onl
 
 
 def test_several_viewers_and_dropped_lines(start, push_lines, online_agent, member_client, viewer_user, settings):
-    settings.STREAM_MAX_LINES_PER_SECOND = 2
+    settings.STREAM_MAX_LINES_PER_SECOND = 2  # the budget, reached with a handful of lines
     session_id = start(online_agent).json()["session_id"]
     tokens = [member_client.tokens.token, client_for(viewer_user).tokens.token]
 
