@@ -12,6 +12,8 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework.exceptions import AuthenticationFailed, ValidationError
@@ -248,8 +250,7 @@ def password_change(
         raise ValidationError({"current_password": "The current password is not correct"})
     _validate_new_password(new_password, user, "new_password")
     user.set_password(new_password)
-    user.save(update_fields=["password"])
-    sessions_end_all(user=user, reason="password_changed")
+    user.save(update_fields=["password"])  # ends every session of the user (see _password_saved)
     audit_record(
         organization=user.organization,
         action="auth.password_changed",
@@ -324,9 +325,9 @@ def password_reset_confirm(*, token: str, new_password: str, ip_address: str | N
     PasswordToken.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
     was_invited = user.status == UserStatus.INVITED
     user.set_password(new_password)
+    user.password_change_reason = "password_reset"
     user.status = UserStatus.ACTIVE
-    user.save(update_fields=["password", "status"])
-    sessions_end_all(user=user, reason="password_reset")
+    user.save(update_fields=["password", "status"])  # ends every session of the user
     audit_record(
         organization=user.organization,
         action="auth.password_reset",
@@ -475,3 +476,11 @@ def member_delete(*, member: User, actor: User, ip_address: str | None) -> None:
         metadata={"email": member.email, "role": member.role},
     )
     member.delete()
+
+
+@receiver(post_save, sender=User, dispatch_uid="accounts-sessions-end-on-password")
+def _password_saved(sender, instance: User, created: bool, **kwargs):
+    """Any new password ends every session of the user, wherever it was set: the API, the admin,
+    `manage.py changepassword`. (Django keeps the raw password in `_password` until save returns.)"""
+    if not created and getattr(instance, "_password", None) is not None:
+        sessions_end_all(user=instance, reason=getattr(instance, "password_change_reason", "password_changed"))

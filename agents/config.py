@@ -13,7 +13,7 @@ DEFAULTS = {
     "retention_hours": 168,
 }
 MAX_LOG_SOURCES = 50
-SOURCE_NAME_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
+SOURCE_NAME_RE = re.compile(r"^[a-z0-9_-]{1,64}\Z")
 
 
 def default_config() -> dict:

@@ -6,7 +6,7 @@ from agents import config as agent_config
 from agents.models import Agent, AgentStatus, ConfigStatus
 
 MAX_LABELS = 32
-LABEL_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.-]{0,62}$")
+LABEL_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.-]{0,62}\Z")
 LABEL_VALUE_MAX = 256
 
 

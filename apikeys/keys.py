@@ -18,7 +18,7 @@ ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 26
 CHECKSUM_LENGTH = 6
 PREFIX_RANDOM_LENGTH = 8
-KEY_RE = re.compile(rf"^(lf_(?:prod|dev)_)([0-9A-Za-z]{{{RANDOM_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})$")
+KEY_RE = re.compile(rf"^(lf_(?:prod|dev)_)([0-9A-Za-z]{{{RANDOM_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})\Z")
 
 PERMISSIONS = ("edge:register", "edge:heartbeat", "edge:metrics", "edge:stream", "metrics:read")
 

@@ -92,7 +92,9 @@ def authenticate(raw_key: str) -> KeyPrincipal | None:
     prefix = keys.parse_prefix(raw_key)
     if prefix is None:
         return None  # refused before any I/O
-    records = shared_cache.read_through(_cache_key(prefix), lambda: _records(prefix), RECORD_TTL)
+    records = shared_cache.read_through(
+        _cache_key(prefix), lambda: _records(prefix), RECORD_TTL, written_by_commands=True
+    )
     for record in records:
         if not keys.matches(raw_key, record["hash"]):
             continue
@@ -194,6 +196,7 @@ def api_key_rotate(*, key: APIKey, grace_seconds: int = DEFAULT_GRACE_SECONDS, a
     if status != APIKeyStatus.ACTIVE:
         raise Conflict(f"Only an active key can be rotated; this one is {status}", details={"status": status})
     grace_end = now + timedelta(seconds=grace_seconds)
+    original_expiry = key.expires_at  # the new key keeps the expiry the old one had
     key.expires_at = grace_end if key.expires_at is None else min(key.expires_at, grace_end)
     key.save(update_fields=["expires_at"])
     _publish_on_commit(key.key_prefix)
@@ -201,7 +204,7 @@ def api_key_rotate(*, key: APIKey, grace_seconds: int = DEFAULT_GRACE_SECONDS, a
         organization=key.organization,
         name=key.name,
         permissions=key.permissions,
-        expires_at=None,
+        expires_at=original_expiry,
         actor=actor,
         replaces=key,
     )

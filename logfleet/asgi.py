@@ -17,6 +17,8 @@ from django.conf import settings  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
+from logfleet.api.body_limit import BodyLimitMiddleware  # noqa: E402
+
 
 class SyncChainASGIHandler(ASGIHandler):
     """Django's ASGI handler running the middleware chain and the view in one hop to a worker thread.
@@ -49,7 +51,7 @@ class SyncChainASGIHandler(ASGIHandler):
         return self.get_response(request)
 
 
-http_application = SyncChainASGIHandler()
+http_application = BodyLimitMiddleware(SyncChainASGIHandler())
 
 from channels.routing import URLRouter  # noqa: E402
 

@@ -191,7 +191,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "logfleet.views.ProbesMiddleware",
-    "logfleet.api.middleware.RequestBoundsMiddleware",
+    "logfleet.api.middleware.QueryStringMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "logfleet.api.middleware.HTTPSOnlyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

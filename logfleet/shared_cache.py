@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
@@ -37,7 +38,15 @@ def prefetched(*keys: str):
         _prefetched.reset(token)
 
 
-def read_through(key: str, load: Callable[[], object], ttl: int):
+def read_through(key: str, load: Callable[[], object], ttl: int, *, written_by_commands: bool = False):
+    """The cached record, else `load()` (and cache it).
+
+    `written_by_commands`: the record also changes through `manage.py` (key revocation and
+    rotation), another process than the server. Without Redis each process has a cache of its own
+    that such a change cannot reach, so these records are read from the database every time.
+    """
+    if written_by_commands and not settings.REDIS_URL:
+        return load()
     memo = _prefetched.get()
     if memo is not None and key in memo:
         return memo[key]

@@ -22,10 +22,10 @@ from itertools import pairwise
 
 import re2
 
-METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-CAPTURE_RE = re.compile(r"^\$(\d{1,2})$")
-MULTIPLY_RE = re.compile(r"^multiply:([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$")
+METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
+CAPTURE_RE = re.compile(r"^\$(\d{1,2})\Z")
+MULTIPLY_RE = re.compile(r"^multiply:([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\Z")
 TYPES = ("counter", "gauge", "histogram")
 TRANSFORMS = {
     "ms_to_seconds": lambda v: v / 1_000,

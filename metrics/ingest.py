@@ -64,13 +64,27 @@ def labels_hash(labels: dict) -> str:
     return hashlib.sha256(json.dumps(labels, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# Observations in one histogram sample (one interval of one series): far beyond any real interval,
+# and far enough below bigint's 2**63 that the running totals of the Prometheus export never overflow.
+MAX_COUNT = 10**12
+
+
 def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number that is a finite float (a 400-digit integer is not: it has no float)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _timestamp_ms(raw, now: datetime) -> int:
     if _finite(raw):
-        moment = datetime.fromtimestamp(raw, tz=UTC)
+        try:
+            moment = datetime.fromtimestamp(raw, tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            raise ValueError("timestamp must be Unix seconds (this looks like milliseconds or out of range)") from None
     elif isinstance(raw, str):
         try:
             moment = datetime.fromisoformat(raw.strip())
@@ -106,8 +120,8 @@ def _histogram(raw) -> tuple[int, float, dict]:
     if not isinstance(raw, dict):
         raise ValueError("a histogram sample needs histogram{count, sum, buckets}")
     count, total, buckets = raw.get("count"), raw.get("sum"), raw.get("buckets")
-    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        raise ValueError("histogram.count must be a non-negative integer")
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_COUNT:
+        raise ValueError("histogram.count must be an integer from 0 to 10**12")
     if not _finite(total):
         raise ValueError("histogram.sum must be a finite number")
     if not isinstance(buckets, dict) or not buckets or len(buckets) > engine.MAX_BUCKETS + 1:
@@ -116,12 +130,12 @@ def _histogram(raw) -> tuple[int, float, dict]:
     for le, bucket_count in buckets.items():
         try:
             bound = math.inf if le == "+Inf" else float(le)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValueError(f"histogram bucket bound {str(le)[:32]!r} is not a number") from None
         if math.isnan(bound) or (math.isinf(bound) and le != "+Inf"):
             raise ValueError("histogram bucket bounds must be numbers or +Inf")
-        if not isinstance(bucket_count, int) or isinstance(bucket_count, bool) or bucket_count < 0:
-            raise ValueError("histogram bucket counts must be non-negative integers")
+        if not isinstance(bucket_count, int) or isinstance(bucket_count, bool) or not 0 <= bucket_count <= MAX_COUNT:
+            raise ValueError("histogram bucket counts must be integers from 0 to 10**12")
         bounds.append((bound, bucket_count))
     bounds.sort()
     if bounds[-1][0] != math.inf or bounds[-1][1] != count:

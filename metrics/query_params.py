@@ -10,7 +10,11 @@ from metrics import selectors
 
 MAX_RANGE_SECONDS = 31 * 86400
 MAX_BUCKETS = 11_000
-LABEL_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+LABEL_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
+
+
+# Unix seconds from 1970 to the end of year 9999: the range a timestamp can be stored in.
+MAX_UNIX_SECONDS = 253402300799
 
 
 class TimeField(serializers.Field):
@@ -19,9 +23,13 @@ class TimeField(serializers.Field):
     def to_internal_value(self, data):
         text = str(data).strip()
         try:
-            return int(float(text))
+            seconds = float(text)
         except ValueError:
             pass
+        else:
+            if not 0 <= seconds <= MAX_UNIX_SECONDS:  # also NaN and infinity
+                raise serializers.ValidationError("must be Unix seconds between 1970 and 9999 (not milliseconds)")
+            return int(seconds)
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:

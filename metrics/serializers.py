@@ -7,7 +7,7 @@ from agents.serializers import LabelsField
 from metrics import engine
 from metrics.models import MetricConfig, MetricType
 
-LOG_SOURCE_RE = re.compile(r"^(\*|[a-z0-9_-]{1,64})$")
+LOG_SOURCE_RE = re.compile(r"^(\*|[a-z0-9_-]{1,64})\Z")
 MAX_TEST_LINES = 1000
 MAX_LINE_LENGTH = 65536
 

@@ -28,6 +28,8 @@ LEVEL_RE = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|F
 STREAM_PUSH_EVERY = 0.25
 MAX_STREAM_BATCH = 1000
 MAX_STREAM_BUFFER = 5000
+# Answers of 500 in a row for the same metric batch before it is set aside (see DiskQueue.hold).
+MAX_BATCH_ERRORS = 3
 
 
 @dataclass
@@ -42,6 +44,9 @@ class Options:
     metrics_interval: float = 60
     queue_max_bytes: int = 50 * 1024 * 1024
     poll_interval: float = 0.2
+    # Where log sources from the server's agent config may be (sources given on the command line
+    # are the device owner's own choice and are not checked).
+    allowed_paths: tuple[str, ...] = ("/var/log",)
 
 
 @dataclass
@@ -50,6 +55,16 @@ class Session:
     filters: dict
     expires_at: float
     buffer: list = field(default_factory=list)
+
+
+def path_allowed(path: str, allowed: tuple[str, ...]) -> bool:
+    """`path`, with symlinks and `..` resolved, is inside one of the `allowed` directories."""
+    real = os.path.realpath(path)
+    for directory in allowed:
+        root = os.path.realpath(directory)
+        if os.path.commonpath([real, root]) == root:
+            return True
+    return False
 
 
 def host_metrics() -> dict:
@@ -328,11 +343,24 @@ class Agent:
         if new_interval != self.metrics_interval:
             self.metrics_interval = new_interval
             self.next["flush"] = min(self.next["flush"], time.monotonic() + new_interval)
+        errors = []
+        server_sources = {}
         for source in agent_config.get("log_sources", []):
-            self.sources[source["name"]] = source["path"]
-            self.formats[source["name"]] = source.get("format", "text")
+            if path_allowed(source["path"], self.options.allowed_paths):
+                server_sources[source["name"]] = source["path"]
+                self.formats[source["name"]] = source.get("format", "text")
+            else:
+                message = (
+                    f"log source {source['name']}: {source['path']} is outside the paths this agent may read "
+                    f"({', '.join(self.options.allowed_paths)}; see --allow-path)"
+                )
+                logger.error("%s: not tailed", message)
+                errors.append({"message": message})
+        # The server's sources replace the previous ones (a removed source stops being read); the
+        # command line's win over a server source of the same name.
+        self.sources = {**server_sources, **self.options.sources}
         self._sync_tailers()
-        compiled, errors = [], []
+        compiled = []
         for config in body.get("configs", []):
             rules = []
             for index, raw in enumerate(config.get("metrics", [])):
@@ -371,6 +399,18 @@ class Agent:
             result = self.client.push_metrics(self.agent_id, batch)
         except ServerUnavailable as exc:
             self.send_attempts += 1
+            if exc.status == 500 and self.send_attempts >= MAX_BATCH_ERRORS:
+                # An error of this batch, not of the server (which would say 502, 503, 504 or 429):
+                # set it aside so the batches behind it are not blocked.
+                held = self.queue.hold(path)
+                logger.error(
+                    "batch %s failed %d times with 500; set aside in %s",
+                    batch.get("batch_id"),
+                    self.send_attempts,
+                    held,
+                )
+                self.send_attempts = 0
+                return True
             wait = exc.retry_after or backoff(self.send_attempts)
             self.next["send"] = time.monotonic() + wait
             logger.warning("metrics not sent (%s); %d batch(es) queued, retrying in %.0f s", exc, len(self.queue), wait)
@@ -379,8 +419,20 @@ class Agent:
             if exc.status == 404:
                 self._register()
                 return False
-            logger.error("batch %s refused for good (%s); discarded", batch.get("batch_id"), exc)
-            self.queue.remove(path)
+            if exc.status in (401, 403):
+                # The key, not the batch: keep everything queued until the key is fixed.
+                self.send_attempts += 1
+                wait = backoff(self.send_attempts, cap=300.0)
+                self.next["send"] = time.monotonic() + wait
+                logger.error(
+                    "the server refused the API key (%s); %d metric batch(es) stay queued on disk, retrying in %.0f s",
+                    exc,
+                    len(self.queue),
+                    wait,
+                )
+                return False
+            held = self.queue.hold(path)
+            logger.error("batch %s refused (%s); set aside in %s", batch.get("batch_id"), exc, held)
             return True
         self.send_attempts = 0
         self.queue.remove(path)

@@ -33,6 +33,13 @@ def parse(argv=None) -> tuple[Options, str]:
     )
     parser.add_argument("--label", action="append", default=[], help="key=value for a new agent, repeatable")
     parser.add_argument(
+        "--allow-path",
+        action="append",
+        default=[],
+        help="a directory log sources from the server's config may be in, repeatable "
+        "(LOGFLEET_ALLOWED_PATHS: comma-separated; default /var/log)",
+    )
+    parser.add_argument(
         "--state-dir",
         default=env.get("LOGFLEET_STATE_DIR"),
         help="offsets and the metric queue (LOGFLEET_STATE_DIR; default ~/.logfleet-agent/<name>)",
@@ -47,6 +54,7 @@ def parse(argv=None) -> tuple[Options, str]:
             parser.error(f"--{required.replace('_', '-')} is required")
     sources = args.source or [s for s in env.get("LOGFLEET_SOURCES", "").split(",") if s]
     state_dir = Path(args.state_dir or Path.home() / ".logfleet-agent" / args.name)
+    allowed = args.allow_path or [p for p in env.get("LOGFLEET_ALLOWED_PATHS", "/var/log").split(",") if p]
     options = Options(
         server=args.server,
         api_key=args.api_key,
@@ -57,6 +65,7 @@ def parse(argv=None) -> tuple[Options, str]:
         heartbeat_interval=args.heartbeat_interval,
         metrics_interval=args.metrics_interval,
         queue_max_bytes=int(args.queue_max_mb * 1024 * 1024),
+        allowed_paths=tuple(allowed),
     )
     return options, args.log_level
 

@@ -9,9 +9,10 @@ import urllib.request
 class ServerUnavailable(Exception):
     """Unreachable, 5xx or 429: try again later (after `retry_after` seconds when the server says)."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status  # None when the server could not be reached
 
 
 class RequestFailed(Exception):
@@ -58,7 +59,7 @@ class EdgeClient:
             if exc.code == 429 or exc.code >= 500:
                 retry_after = exc.headers.get("Retry-After")
                 raise ServerUnavailable(
-                    f"server answered {exc.code}", float(retry_after) if retry_after else None
+                    f"server answered {exc.code}", float(retry_after) if retry_after else None, exc.code
                 ) from None
             raise RequestFailed(exc.code, payload) from None
         except (urllib.error.URLError, OSError, TimeoutError) as exc:

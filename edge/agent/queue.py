@@ -12,6 +12,8 @@ from pathlib import Path
 
 logger = logging.getLogger("logfleet.agent.queue")
 
+MAX_HELD = 1000
+
 
 class DiskQueue:
     def __init__(self, directory: Path, max_bytes: int):
@@ -54,6 +56,21 @@ class DiskQueue:
 
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+
+    def hold(self, path: Path) -> Path:
+        """Set a batch the server keeps refusing aside in `held/`, so the batches behind it go on.
+
+        Nothing is deleted: an operator can inspect the file and put it back in the queue. At most
+        MAX_HELD batches are kept there (the oldest go first, logged)."""
+        held = self.directory / "held"
+        held.mkdir(exist_ok=True)
+        target = held / path.name
+        os.replace(path, target)
+        kept = sorted(held.glob("*.json"))
+        for oldest in kept[: max(0, len(kept) - MAX_HELD)]:
+            oldest.unlink(missing_ok=True)
+            logger.warning("more than %d held batches: dropped the oldest, %s", MAX_HELD, oldest.name)
+        return target
 
     def __len__(self) -> int:
         return len(self._files())

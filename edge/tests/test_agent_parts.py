@@ -5,7 +5,9 @@ import random
 
 import pytest
 
+from edge.agent.agent import MAX_BATCH_ERRORS, Agent, Options, path_allowed
 from edge.agent.cli import parse
+from edge.agent.client import RequestFailed, ServerUnavailable
 from edge.agent.loggen import line
 from edge.agent.queue import DiskQueue
 from edge.agent.tail import FileTailer, OffsetStore
@@ -107,3 +109,95 @@ def test_generated_lines_feed_every_nginx_rule():
             "http_response_status",
             "request_duration_seconds",
         ]
+
+
+def test_server_sources_must_be_inside_the_allowed_paths(tmp_path):
+    allowed = tmp_path / "logs"
+    allowed.mkdir()
+    (allowed / "escape").symlink_to("/etc")
+    assert path_allowed(str(allowed / "app.log"), (str(allowed),))
+    assert path_allowed(str(allowed / "nginx" / "access.log"), (str(allowed),))
+    for outside in ("/etc/shadow", f"{allowed}/../secret.log", f"{allowed}/escape/shadow", f"{allowed}x/a.log"):
+        assert not path_allowed(outside, (str(allowed),)), outside
+
+
+class FakeClient:
+    """The agent's EdgeClient, answering what a test sets."""
+
+    def __init__(self):
+        self.sync_answer = None
+        self.push_error = None
+        self.pushed = []
+
+    def sync(self, agent_id, etag):
+        return 200, self.sync_answer, '"h"'
+
+    def push_metrics(self, agent_id, batch):
+        if self.push_error is not None:
+            raise self.push_error
+        self.pushed.append(batch["batch_id"])
+        return {"accepted": len(batch["samples"]), "rejected": 0, "errors": []}
+
+
+def agent_with_fake_client(tmp_path, **options):
+    agent = Agent(Options(server="http://x", api_key="k", name="a", sources={}, state_dir=tmp_path / "s", **options))
+    agent.client = FakeClient()
+    agent.agent_id = "agent-1"
+    return agent
+
+
+def test_the_agent_refuses_and_reports_server_sources_outside_its_allowed_paths(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    agent = agent_with_fake_client(tmp_path, allowed_paths=(str(logs),))
+    config = {"heartbeat_interval_seconds": 30, "metrics_interval_seconds": 60}
+    agent.client.sync_answer = {
+        "hash": "h1",
+        "agent_config": {
+            **config,
+            "log_sources": [{"name": "app", "path": str(logs / "app.log")}, {"name": "shadow", "path": "/etc/shadow"}],
+        },
+        "configs": [],
+    }
+    agent._sync()
+    assert set(agent.tailers) == {"app"}
+    assert agent.config_report["state"] == "failed"
+    assert ["/etc/shadow" in error["message"] for error in agent.config_report["errors"]] == [True]
+    # A source removed from the server's config stops being read.
+    agent.client.sync_answer = {"hash": "h2", "agent_config": {**config, "log_sources": []}, "configs": []}
+    agent._sync()
+    assert agent.tailers == {} and agent.config_report == {"hash": "h2", "state": "applied", "errors": []}
+
+
+def test_a_batch_the_server_keeps_failing_is_set_aside_and_the_next_goes_on(tmp_path):
+    agent = agent_with_fake_client(tmp_path)
+    agent.queue.put({"batch_id": "poison", "samples": [{}]})
+    agent.queue.put({"batch_id": "good", "samples": [{}]})
+    agent.client.push_error = ServerUnavailable("server answered 500", status=500)
+    for _ in range(MAX_BATCH_ERRORS - 1):
+        assert agent._send_one() is False
+        agent.next["send"] = 0.0
+    assert agent._send_one() is True  # set aside, not deleted
+    assert [p.name for p in (tmp_path / "s" / "queue" / "held").glob("*.json")] == ["000000000001.json"]
+    agent.client.push_error = None
+    assert agent._send_one() is True and agent.client.pushed == ["good"]
+
+
+@pytest.mark.parametrize("status", [502, 503, 429])
+def test_an_unavailable_server_never_costs_a_batch(tmp_path, status):
+    agent = agent_with_fake_client(tmp_path)
+    agent.queue.put({"batch_id": "b", "samples": [{}]})
+    agent.client.push_error = ServerUnavailable(f"server answered {status}", status=status)
+    for _ in range(MAX_BATCH_ERRORS + 2):
+        assert agent._send_one() is False
+    assert len(agent.queue) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_keeps_every_batch_on_disk(tmp_path, status):
+    agent = agent_with_fake_client(tmp_path)
+    agent.queue.put({"batch_id": "b", "samples": [{}]})
+    agent.client.push_error = RequestFailed(status, {"error": "not_authenticated", "message": "Invalid key"})
+    for _ in range(5):
+        assert agent._send_one() is False
+    assert len(agent.queue) == 1

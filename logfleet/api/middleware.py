@@ -1,32 +1,18 @@
-import re
-
 from django.conf import settings
 from django.http import HttpResponsePermanentRedirect
 from django.utils.deprecation import MiddlewareMixin
 
 from logfleet.api.exceptions import error_response
 
-# The edge pushes (metric samples and stream lines) may carry up to 5 MiB; everything else 1 MiB.
-_EDGE_PUSH_PATH = re.compile(r"^/api/v1/edge/agents/[^/]+/(metrics|stream)$")
 
-
-class RequestBoundsMiddleware(MiddlewareMixin):
-    """Refuses, in the error envelope and before any view: an oversized body (413, before anything
-    reads or parses it) and a NUL character in the query string (PostgreSQL stores none, so a
-    filter holding one would fail in the database; see also logfleet.api.parsers)."""
+class QueryStringMiddleware(MiddlewareMixin):
+    """A NUL character in the query string is refused before any view: PostgreSQL stores none, so
+    a filter holding one would fail in the database (bodies: logfleet.api.parsers; sizes:
+    logfleet.api.body_limit)."""
 
     def process_request(self, request):
         if "%00" in request.META.get("QUERY_STRING", ""):
             return error_response(400, details={"query": "must not contain NUL characters"})
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return error_response(400, error="parse_error", message="Invalid Content-Length header")
-        if length <= settings.MAX_BODY_BYTES:
-            return None
-        limit = settings.MAX_EDGE_PUSH_BODY_BYTES if _EDGE_PUSH_PATH.match(request.path) else settings.MAX_BODY_BYTES
-        if length > limit:
-            return error_response(413, details={"max_bytes": limit})
         return None
 
 

@@ -147,3 +147,32 @@ def test_push_needs_the_permission(org, agent):
     client.credentials(HTTP_X_API_KEY=make_key(org, permissions=["edge:heartbeat"])[1])
     r = client.post(f"/api/v1/edge/agents/{agent.pk}/metrics", {"samples": []}, format="json")
     assert_error(r, 403, "permission_denied")
+
+
+def test_extreme_numbers_are_per_sample_errors_not_a_500(push, agent):
+    huge = 10**400
+    samples = [
+        counter(1),  # 0 ok
+        counter(huge),  # 1 a 400-digit value has no float
+        counter(1, timestamp=time.time() * 1e9),  # 2 nanoseconds
+        counter(1, timestamp=huge),  # 3 a 400-digit timestamp
+        counter(1, timestamp=time.time() * 1000),  # 4 milliseconds
+        {**histogram(count=huge, buckets={"+Inf": huge})},  # 5 beyond a bigint
+        {**histogram(count=10**13, buckets={"+Inf": 10**13})},  # 6 beyond the per-sample bound
+        {**histogram(buckets={"1e400": 1, "+Inf": 2})},  # 7 a bound that overflows to infinity
+        counter(1, name="http_requests_total\n"),  # 8 a name ending in a newline
+        counter(1, labels={"method\n": "GET"}),  # 9 a label name ending in a newline
+    ]
+    r = push(agent, samples)
+    assert r.status_code == 202, r.json()
+    errors = {error["index"]: error["message"] for error in r.json()["errors"]}
+    assert set(errors) == set(range(1, 10)), errors
+    assert "milliseconds" in errors[2] and "milliseconds" in errors[4]
+    assert Sample.objects.count() == 1
+    assert list(Series.objects.values_list("name", flat=True)) == ["http_requests_total"]
+
+
+@pytest.mark.parametrize("start", ["inf", "-inf", "nan", "1e400", "1" * 400, str(time.time() * 1000)])
+def test_query_times_out_of_range_are_a_400(viewer_client, start):
+    r = viewer_client.get("/api/v1/metrics/query", {"name": "x", "start": start})
+    assert "start" in assert_error(r, 400, "validation_error")["details"]
