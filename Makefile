@@ -31,7 +31,8 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	SECRET_KEY=ci-only-$$(head -c 48 /dev/urandom | base64 | tr -d '/+=') PUBLIC_URL=https://logfleet.example.com \
-		ALLOWED_HOSTS=logfleet.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING
+		ALLOWED_HOSTS=logfleet.example.com EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend \
+		$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 format: install
 	$(BIN)/ruff format .

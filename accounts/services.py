@@ -31,6 +31,7 @@ from accounts.models import (
     User,
     UserStatus,
 )
+from logfleet import mailer
 from logfleet.api.exceptions import Conflict, InvalidCredentials, InvalidToken, ServiceUnavailable
 
 logger = logging.getLogger("logfleet.accounts")
@@ -124,6 +125,9 @@ def session_refresh(*, refresh_token: str) -> tokens.TokenPair:
         user__status=UserStatus.ACTIVE,
     ).update(refresh_jti=pair.refresh_jti, refreshed_at=timezone.now())
     if not rotated:
+        # A genuine but already used refresh token: someone kept a copy. Treat it as theft (as
+        # OAuth's refresh-token rotation does) and end the session for both holders.
+        session_end(session=AuthSession(pk=session_id), reason="refresh_token_reused")
         raise InvalidToken("Refresh token already used or session ended")
     return pair
 
@@ -281,26 +285,32 @@ def _password_link(raw_token: str) -> str:
     return f"{settings.PUBLIC_URL}/reset-password?token={raw_token}"
 
 
+def _duration(seconds: int) -> str:
+    """A TTL as people say it: 45 seconds, 5 minutes, 2 hours, 7 days."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
 def password_reset_request(*, email: str, ip_address: str | None) -> None:
     """Email a reset link to a known active user; silently nothing otherwise (same answer either way)."""
     user = User.objects.select_related("organization").filter(email=email.lower()).first()
     if user is None or not user.is_active or user.organization_id is None:
         return
     raw = _password_token_create(user=user, purpose=PasswordTokenPurpose.RESET, ttl_seconds=settings.PASSWORD_RESET_TTL)
-    minutes = settings.PASSWORD_RESET_TTL // 60
-    try:
-        send_mail(
-            subject="Reset your LogFleet password",
-            message=(
-                f"Hello {user.name},\n\nSomeone asked to reset the password of your LogFleet account.\n"
-                f"To choose a new password, open this link within {minutes} minutes:\n\n"
-                f"{_password_link(raw)}\n\nIf it was not you, ignore this email; nothing changes.\n"
-            ),
-            from_email=None,
-            recipient_list=[user.email],
-        )
-    except Exception:  # the answer must not reveal whether the email exists, so only log
-        logger.exception("could not send the password reset email")
+    # Off the request's time: the answer must not reveal, by its duration, that the email is known.
+    mailer.send_later(
+        subject="Reset your LogFleet password",
+        message=(
+            f"Hello {user.name},\n\nSomeone asked to reset the password of your LogFleet account.\n"
+            f"To choose a new password, open this link within {_duration(settings.PASSWORD_RESET_TTL)}:\n\n"
+            f"{_password_link(raw)}\n\nIf it was not you, ignore this email; nothing changes.\n"
+        ),
+        from_email=None,
+        recipient_list=[user.email],
+    )
 
 
 @transaction.atomic
@@ -377,14 +387,13 @@ def member_invite(
     except IntegrityError:
         raise Conflict("An account with this email already exists", details={"email": "already registered"}) from None
     raw = _password_token_create(user=user, purpose=PasswordTokenPurpose.INVITE, ttl_seconds=settings.INVITE_TTL)
-    days = max(1, settings.INVITE_TTL // 86400)
     try:
         send_mail(
             subject=f"You are invited to {organization.name} on LogFleet",
             message=(
                 f"Hello {name},\n\n{actor.name} ({actor.email}) invited you to the organization "
                 f"{organization.name} on LogFleet as {role}.\nTo accept, choose your password here "
-                f"within {days} day(s):\n\n{_password_link(raw)}\n"
+                f"within {_duration(settings.INVITE_TTL)}:\n\n{_password_link(raw)}\n"
             ),
             from_email=None,
             recipient_list=[user.email],

@@ -1,7 +1,7 @@
 """The API key format: `lf_<env>_` + 26 random base62 characters + a 6-character base62 CRC32.
 
 The checksum covers everything before it, so a mistyped or made-up key is refused without a
-database lookup. Only an HMAC-SHA256 of the whole key (with a pepper derived from SECRET_KEY)
+database lookup. Only an HMAC-SHA256 of the whole key (with a pepper derived from API_KEY_PEPPER, by default SECRET_KEY)
 is stored; `key_prefix` (`lf_<env>_` + the first 8 random characters) finds the row.
 """
 
@@ -10,7 +10,7 @@ import hmac
 import re
 import secrets
 import zlib
-from functools import cache
+from functools import lru_cache
 
 from django.conf import settings
 
@@ -51,13 +51,13 @@ def parse_prefix(raw: str) -> str | None:
     return env_part + random_part[:PREFIX_RANDOM_LENGTH]
 
 
-@cache
-def _pepper() -> bytes:
-    return hashlib.sha256(b"logfleet-api-key-pepper:" + settings.SECRET_KEY.encode()).digest()
+@lru_cache(maxsize=4)
+def _pepper(secret: str) -> bytes:
+    return hashlib.sha256(b"logfleet-api-key-pepper:" + secret.encode()).digest()
 
 
 def hash_key(raw: str) -> str:
-    return hmac.new(_pepper(), raw.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_pepper(settings.API_KEY_PEPPER), raw.encode(), hashlib.sha256).hexdigest()
 
 
 def matches(raw: str, key_hash: str) -> bool:

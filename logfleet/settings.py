@@ -4,6 +4,8 @@ Every variable has a default that runs a bare checkout on SQLite with an in-proc
 channel layer and cache. A bad value stops the process at start with the variable's name.
 """
 
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -150,8 +152,15 @@ def _development_secret_key() -> str:
         return key
 
 
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+PORT = env_int("PORT", 8080, minimum=1, maximum=65535)
+PUBLIC_URL = env_url("PUBLIC_URL", "http://localhost:8080")
+
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
+    if urlsplit(PUBLIC_URL).hostname not in {"localhost", "127.0.0.1", "::1"}:
+        # A deployment (its PUBLIC_URL is not this machine) never runs on a key nobody chose.
+        _fail("SECRET_KEY", "", "a long random string, the same on every server process (PUBLIC_URL is not local)")
     SECRET_KEY = _development_secret_key()
     if not TESTING:
         warnings.warn(
@@ -159,10 +168,9 @@ if not SECRET_KEY:
             "Set SECRET_KEY in production (the same on every server process).",
             stacklevel=1,
         )
-
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
-PORT = env_int("PORT", 8080, minimum=1, maximum=65535)
-PUBLIC_URL = env_url("PUBLIC_URL", "http://localhost:8080")
+# API-key hashes are peppered with API_KEY_PEPPER when it is set, else with SECRET_KEY: to rotate
+# SECRET_KEY without invalidating every agent's key, set API_KEY_PEPPER to the old SECRET_KEY.
+API_KEY_PEPPER = env_str("API_KEY_PEPPER", "") or SECRET_KEY
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
 # Threads per server process that run the (synchronous) Django views.
 HTTP_WORKER_THREADS = env_int("HTTP_WORKER_THREADS", 8, minimum=1, maximum=256)
@@ -285,7 +293,9 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=JWT_ACCESS_TTL),
     "REFRESH_TOKEN_LIFETIME": timedelta(seconds=JWT_REFRESH_TTL),
     "ALGORITHM": "HS256",
-    "SIGNING_KEY": SECRET_KEY,
+    # A key of its own, derived from SECRET_KEY: tokens are not signed with the key that also
+    # signs Django's cookies and (by default) peppers API-key hashes.
+    "SIGNING_KEY": hmac.new(SECRET_KEY.encode(), b"logfleet jwt signing key", hashlib.sha256).hexdigest(),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
@@ -374,6 +384,14 @@ if API_KEY_ENV not in {"prod", "dev"}:
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "LogFleet <noreply@localhost>")
+# The SMTP backend's server (EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend).
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 
 # --- i18n, static files --------------------------------------------------------------------
 
@@ -432,8 +450,9 @@ LOGGING = {
     "loggers": {
         "django.request": {"level": "ERROR"},
         "django.channels.server": {"level": "WARNING"},
-        # Uvicorn's loggers write through the console handler above (and its token filter).
-        "uvicorn.access": {"filters": ["redact_tokens"]},
-        "uvicorn.error": {"filters": ["redact_tokens"]},
+        # Uvicorn's loggers write through the root's console handler (and the token filter): Uvicorn
+        # set them not to propagate to its own handlers, which this configuration replaces.
+        "uvicorn.access": {"filters": ["redact_tokens"], "propagate": True},
+        "uvicorn.error": {"filters": ["redact_tokens"], "propagate": True},
     },
 }

@@ -69,7 +69,8 @@ class ReadyView(APIView):
                 checks[name] = check()
             except Exception as exc:  # any failure of a dependency makes us not ready
                 logger.warning("readiness check %s failed: %s", name, exc)
-                checks[name] = f"error: {exc.__class__.__name__}: {exc}"
+                # The kind of error only: its text may name hosts and users, and anyone may ask.
+                checks[name] = f"error: {exc.__class__.__name__}"
                 healthy = False
         return Response(
             {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503

@@ -1,14 +1,17 @@
 import re
+import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.mail.backends import locmem
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.models import AuditEvent, PasswordToken, Role, User, UserStatus
+from accounts.models import AuditEvent, AuthSession, PasswordToken, Role, User, UserStatus
 from accounts.tests.factories import PASSWORD, UserFactory
+from logfleet import mailer
 from logfleet.testing import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -129,10 +132,22 @@ def test_refresh_rotates_and_rejects_a_used_refresh_token(admin_user):
     second = r.json()
     assert set(second) == {"token", "expires_in", "refresh_token"}
     assert bearer(second["token"]).get(ME).status_code == 200
-    # The access token it replaces keeps working; the used refresh token does not.
+    # The access token it replaces keeps working, and the new refresh token rotates again.
     assert bearer(first["token"]).get(ME).status_code == 200
+    r = APIClient().post(REFRESH, {"refresh_token": second["refresh_token"]}, format="json")
+    assert r.status_code == 200, r.json()
+    third = r.json()
+    assert bearer(third["token"]).get(ME).status_code == 200
+
+
+def test_reusing_a_refresh_token_ends_the_session_as_stolen(admin_user):
+    first = login(admin_user.email).json()
+    second = APIClient().post(REFRESH, {"refresh_token": first["refresh_token"]}, format="json").json()
+    # Someone replays the old refresh token: refused, and the session is over for everyone.
     assert_error(APIClient().post(REFRESH, {"refresh_token": first["refresh_token"]}, format="json"), 401)
-    assert APIClient().post(REFRESH, {"refresh_token": second["refresh_token"]}, format="json").status_code == 200
+    assert_error(bearer(second["token"]).get(ME), 401, "not_authenticated")
+    assert_error(APIClient().post(REFRESH, {"refresh_token": second["refresh_token"]}, format="json"), 401)
+    assert AuthSession.objects.get(user=admin_user).end_reason == "refresh_token_reused"
 
 
 def test_refresh_rejects_garbage_and_access_tokens(admin_user):
@@ -174,24 +189,52 @@ def test_access_token_lifetime_follows_the_setting(settings, admin_user):
     assert login(admin_user.email).json()["expires_in"] == 600
 
 
+def outbox():
+    """The messages sent so far, once the mail thread has sent what it was handed."""
+    mailer.drain()
+    return mail.outbox
+
+
+class BlockingBackend(locmem.EmailBackend):
+    """Holds every message until `release` is set: shows whether a request waits for its email."""
+
+    release = threading.Event()
+
+    def send_messages(self, messages):
+        assert self.release.wait(10)
+        return super().send_messages(messages)
+
+
+def test_forgot_password_does_not_wait_for_the_email(admin_user, settings):
+    # A mail server that does not answer yet: the request must not wait for it.
+    settings.EMAIL_BACKEND = "accounts.tests.test_auth.BlockingBackend"
+    BlockingBackend.release.clear()
+    try:
+        assert APIClient().post(FORGOT, {"email": admin_user.email}, format="json").status_code == 202
+        assert mail.outbox == []  # answered while the message is still on its way
+    finally:
+        BlockingBackend.release.set()
+    assert [message.to for message in outbox()] == [[admin_user.email]]
+
+
 def test_forgot_password_answers_the_same_for_known_and_unknown_emails(admin_user):
     known = APIClient().post(FORGOT, {"email": admin_user.email}, format="json")
     unknown = APIClient().post(FORGOT, {"email": "nobody@example.com"}, format="json")
     assert known.status_code == unknown.status_code == 202
     assert known.json() == unknown.json()
-    assert len(mail.outbox) == 1 and mail.outbox[0].to == [admin_user.email]
+    assert len(outbox()) == 1 and outbox()[0].to == [admin_user.email]
 
 
 def test_forgot_password_sends_nothing_to_deactivated_users(org):
     user = UserFactory(organization=org, status=UserStatus.DEACTIVATED)
     assert APIClient().post(FORGOT, {"email": user.email}, format="json").status_code == 202
-    assert mail.outbox == []
+    assert outbox() == []
 
 
 def test_reset_password_sets_the_password_once_and_ends_every_session(admin_user):
     old = login(admin_user.email).json()
     APIClient().post(FORGOT, {"email": admin_user.email}, format="json")
-    token = reset_token_from_mail(mail.outbox[0])
+    token = reset_token_from_mail(outbox()[0])
     r = APIClient().post(RESET, {"token": token, "new_password": NEW_PASSWORD}, format="json")
     assert r.status_code == 200, r.json()
     assert "message" in r.json()
@@ -206,7 +249,7 @@ def test_reset_password_sets_the_password_once_and_ends_every_session(admin_user
 
 def test_reset_password_token_expires(settings, admin_user):
     APIClient().post(FORGOT, {"email": admin_user.email}, format="json")
-    token = reset_token_from_mail(mail.outbox[0])
+    token = reset_token_from_mail(outbox()[0])
     PasswordToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     r = APIClient().post(RESET, {"token": token, "new_password": NEW_PASSWORD}, format="json")
     assert_error(r, 400, "validation_error")
@@ -215,7 +258,7 @@ def test_reset_password_token_expires(settings, admin_user):
 
 def test_reset_password_validates_the_new_password(admin_user):
     APIClient().post(FORGOT, {"email": admin_user.email}, format="json")
-    token = reset_token_from_mail(mail.outbox[0])
+    token = reset_token_from_mail(outbox()[0])
     r = APIClient().post(RESET, {"token": token, "new_password": "short"}, format="json")
     assert "new_password" in assert_error(r, 400)["details"]
     # The token was not spent on the failed attempt.
@@ -273,3 +316,13 @@ def test_production_hashes_passwords_with_argon2():
     import logfleet.settings as production
 
     assert production.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
+
+
+def test_a_short_reset_ttl_is_said_in_seconds_and_holds(admin_user, settings, clock):
+    settings.PASSWORD_RESET_TTL = 5  # API.md section 10: any whole number of seconds from 1
+    APIClient().post(FORGOT, {"email": admin_user.email}, format="json")
+    message = outbox()[0]
+    assert "within 5 seconds" in message.body
+    clock.advance(6)
+    r = APIClient().post(RESET, {"token": reset_token_from_mail(message), "new_password": NEW_PASSWORD}, format="json")
+    assert_error(r, 400, "validation_error")

@@ -236,3 +236,13 @@ def test_rotation_keeps_the_keys_expiry(admin_client, org):
     r = admin_client.post(f"{KEYS}/{old.pk}/rotate", {"grace_seconds": 60}, format="json")
     assert r.status_code == 201, r.json()
     assert r.json()["api_key"]["expires_at"] == expires.isoformat().replace("+00:00", "Z")
+
+
+def test_secret_key_can_rotate_while_api_key_pepper_keeps_the_keys(org, settings):
+    _key, raw = make_key(org, permissions=["edge:register"])
+    old_secret = settings.SECRET_KEY
+    # An operator rotates SECRET_KEY and keeps the old one as the pepper (README, Configuration).
+    settings.SECRET_KEY, settings.API_KEY_PEPPER = "a-brand-new-secret-" * 3, old_secret
+    assert key_client(raw).post("/api/v1/edge/register", {"name": "a"}, format="json").status_code == 201
+    settings.API_KEY_PEPPER = settings.SECRET_KEY  # without it, every key is refused
+    assert_error(key_client(raw).post("/api/v1/edge/register", {"name": "b"}, format="json"), 401)

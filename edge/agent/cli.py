@@ -23,7 +23,16 @@ def parse(argv=None) -> tuple[Options, str]:
     env = os.environ
     parser = argparse.ArgumentParser(prog="python -m edge.agent", description="The LogFleet edge agent.")
     parser.add_argument("--server", default=env.get("LOGFLEET_SERVER"), help="LogFleet URL (LOGFLEET_SERVER)")
-    parser.add_argument("--api-key", default=env.get("LOGFLEET_API_KEY"), help="API key (LOGFLEET_API_KEY)")
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="API key; visible to every user of the host in `ps`, so prefer LOGFLEET_API_KEY or --api-key-file",
+    )
+    parser.add_argument(
+        "--api-key-file",
+        default=env.get("LOGFLEET_API_KEY_FILE"),
+        help="a file holding the API key (LOGFLEET_API_KEY_FILE)",
+    )
     parser.add_argument("--name", default=env.get("LOGFLEET_AGENT_NAME"), help="agent name (LOGFLEET_AGENT_NAME)")
     parser.add_argument(
         "--source",
@@ -49,6 +58,18 @@ def parse(argv=None) -> tuple[Options, str]:
     parser.add_argument("--queue-max-mb", type=float, default=float(env.get("LOGFLEET_QUEUE_MAX_MB", 50)))
     parser.add_argument("--log-level", default=env.get("LOGFLEET_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
+    if args.api_key is not None:
+        logging.getLogger("logfleet.agent").warning(
+            "--api-key on the command line is visible to every user of this host (ps); "
+            "use LOGFLEET_API_KEY or --api-key-file instead"
+        )
+    elif args.api_key_file:
+        try:
+            args.api_key = Path(args.api_key_file).read_text().strip()
+        except OSError as exc:
+            parser.error(f"cannot read --api-key-file: {exc}")
+    else:
+        args.api_key = env.get("LOGFLEET_API_KEY")
     for required in ("server", "api_key", "name"):
         if not getattr(args, required):
             parser.error(f"--{required.replace('_', '-')} is required")

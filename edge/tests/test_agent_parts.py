@@ -201,3 +201,17 @@ def test_a_refused_key_keeps_every_batch_on_disk(tmp_path, status):
     for _ in range(5):
         assert agent._send_one() is False
     assert len(agent.queue) == 1
+
+
+def test_the_api_key_can_come_from_a_file_and_the_command_line_is_warned_about(monkeypatch, tmp_path, caplog):
+    monkeypatch.delenv("LOGFLEET_API_KEY", raising=False)
+    key_file = tmp_path / "key"
+    key_file.write_text("lf_prod_fromfile\n")
+    options, _ = parse(
+        ["--server", "http://s", "--name", "n", "--api-key-file", str(key_file), "--state-dir", str(tmp_path)]
+    )
+    assert options.api_key == "lf_prod_fromfile" and "visible" not in caplog.text
+    options, _ = parse(
+        ["--server", "http://s", "--name", "n", "--api-key", "lf_prod_argv", "--state-dir", str(tmp_path)]
+    )
+    assert options.api_key == "lf_prod_argv" and "visible to every user of this host" in caplog.text

@@ -96,8 +96,6 @@ def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org
             "edge.agent",
             "--server",
             server.url,
-            "--api-key",
-            raw_key,
             "--name",
             "store-01",
             "--source",
@@ -108,7 +106,7 @@ def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org
         cwd=settings.BASE_DIR,
         stdout=agent_log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "LOGFLEET_API_KEY": raw_key},
     )
 
     def append(count: int, text: str | None = None):

@@ -241,3 +241,24 @@ def test_no_frame_a_client_sends_fails_the_socket(server_kind):
         asyncio.run(frames())
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("server_kind", ["daphne", "uvicorn"])
+def test_every_server_writes_an_access_log_without_tokens(server_kind):
+    server = LiveServer({}, server=server_kind)
+    try:
+        token, _ = organization_with_key(server.url)
+
+        async def knock():
+            url = f"{server.url.replace('http://', 'ws://')}/api/v1/stream/ws/{uuid.uuid4()}?token={token}"
+            async with websockets.connect(url) as ws:
+                with pytest.raises(websockets.ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)  # 4404: no such session
+
+        asyncio.run(knock())
+        http_json(f"{server.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+        output = server.output(full=True)
+        assert "/api/v1/auth/register" in output and "/api/v1/auth/me" in output, output[-2000:]
+        assert "/api/v1/stream/ws/" in output and token not in output  # the viewer's token, redacted or unlogged
+    finally:
+        server.stop()
