@@ -79,6 +79,16 @@ def audit_record(
 # --- sessions and tokens -------------------------------------------------------------------
 
 
+def organization_quota_check(*, organization_id, queryset, limit: int, what: str) -> None:
+    """409 when the organization already holds `limit` of `queryset` (its objects of one kind).
+
+    Inside the creating transaction; the organization's row is locked so that concurrent creates
+    are counted one after the other and cannot pass the limit together."""
+    Organization.objects.select_for_update().filter(pk=organization_id).values_list("pk", flat=True).first()
+    if queryset.count() >= limit:
+        raise Conflict(f"An organization may have at most {limit} {what}", details={"limit": limit})
+
+
 def session_start(*, user: User) -> tokens.TokenPair:
     session_id = uuid.uuid4()
     pair = tokens.issue_pair(user_id=user.pk, session_id=session_id)
@@ -376,6 +386,12 @@ def member_invite(
         raise Conflict("An account with this email already exists", details={"email": "already registered"})
     try:
         with transaction.atomic():
+            organization_quota_check(
+                organization_id=organization.pk,
+                queryset=User.objects.filter(organization=organization),
+                limit=settings.MAX_MEMBERS_PER_ORG,
+                what="members",
+            )
             user = User.objects.create_user(
                 email=email,
                 password=None,

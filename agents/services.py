@@ -2,17 +2,27 @@
 
 import uuid
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
-from accounts.services import audit_record
+from accounts.services import audit_record, organization_quota_check
 from agents import bundle, heartbeats
 from agents import config as agent_config
 from agents.models import Agent, ConfigState
 from logfleet.api.exceptions import Conflict, VersionConflict
 
 NAME_TAKEN = "An agent with this name already exists in the organization"
+
+
+def _agents_quota(organization_id) -> None:
+    organization_quota_check(
+        organization_id=organization_id,
+        queryset=Agent.objects.filter(organization_id=organization_id),
+        limit=settings.MAX_AGENTS_PER_ORG,
+        what="agents",
+    )
 
 
 def _name_conflict() -> Conflict:
@@ -49,6 +59,7 @@ def agent_create(
     actor,
     ip_address: str | None = None,
 ) -> Agent:
+    _agents_quota(organization.pk)
     try:
         with transaction.atomic():
             agent = Agent.objects.create(
@@ -156,6 +167,7 @@ def agent_register(
     agent = Agent.objects.select_for_update().filter(organization_id=organization_id, name=name).first()
     created = agent is None
     if created:
+        _agents_quota(organization_id)
         try:
             with transaction.atomic():
                 agent = Agent.objects.create(

@@ -10,12 +10,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ActorType, Organization, User
-from accounts.services import audit_record
+from accounts.services import audit_record, organization_quota_check
 from apikeys import keys
 from apikeys.models import APIKey, APIKeyStatus
 from logfleet import shared_cache
@@ -145,6 +146,24 @@ def api_key_create(
     replaces: APIKey | None = None,
 ) -> tuple[APIKey, str]:
     """A new key and its raw value, which is shown this once and never stored."""
+    with transaction.atomic():
+        organization_quota_check(
+            organization_id=organization.pk,
+            queryset=APIKey.objects.filter(organization=organization).with_status(APIKeyStatus.ACTIVE),
+            limit=settings.MAX_API_KEYS_PER_ORG,
+            what="active API keys",
+        )
+        return _api_key_create(
+            organization=organization,
+            name=name,
+            permissions=permissions,
+            expires_at=expires_at,
+            actor=actor,
+            replaces=replaces,
+        )
+
+
+def _api_key_create(*, organization, name, permissions, expires_at, actor, replaces) -> tuple[APIKey, str]:
     raw = keys.generate()
     key = APIKey.objects.create(
         organization=organization,

@@ -375,6 +375,14 @@ STREAM_MAX_ACTIVE_PER_AGENT = env_int("STREAM_MAX_ACTIVE_PER_AGENT", 5, minimum=
 STREAM_MAX_ACTIVE_PER_ORG = env_int("STREAM_MAX_ACTIVE_PER_ORG", 20, minimum=1)
 METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 30, minimum=1)
 METRIC_MAX_SERIES_PER_NAME = env_int("METRIC_MAX_SERIES_PER_NAME", 1000, minimum=1)
+METRIC_MAX_NAMES_PER_AGENT = env_int("METRIC_MAX_NAMES_PER_AGENT", 1000, minimum=1)
+# What one organization may hold: every tenant is bounded by what it costs the others.
+MAX_AGENTS_PER_ORG = env_int("MAX_AGENTS_PER_ORG", 10000, minimum=1)
+MAX_METRIC_CONFIGS_PER_ORG = env_int("MAX_METRIC_CONFIGS_PER_ORG", 200, minimum=1)
+MAX_API_KEYS_PER_ORG = env_int("MAX_API_KEYS_PER_ORG", 1000, minimum=1)
+MAX_MEMBERS_PER_ORG = env_int("MAX_MEMBERS_PER_ORG", 1000, minimum=1)
+# Audit events and ended stream sessions older than this are deleted by `manage.py prune_history`.
+HISTORY_RETENTION_DAYS = env_int("HISTORY_RETENTION_DAYS", 365, minimum=1)
 API_KEY_ENV = env_str("API_KEY_ENV", "prod")
 if API_KEY_ENV not in {"prod", "dev"}:
     _fail("API_KEY_ENV", API_KEY_ENV, "prod or dev")

@@ -266,7 +266,8 @@ def _store(agent, parsed: list[ParsedSample], result: IngestResult) -> list[Pars
         types.setdefault(name, kind)
         per_name[name] += 1
 
-    cap = settings.METRIC_MAX_SERIES_PER_NAME
+    cap, names_cap = settings.METRIC_MAX_SERIES_PER_NAME, settings.METRIC_MAX_NAMES_PER_AGENT
+    names_count = None  # the agent's metric names, counted when a batch brings a new one
     accepted, new_series = [], {}
     for sample in parsed:
         expected = types.get(sample.name)
@@ -275,6 +276,14 @@ def _store(agent, parsed: list[ParsedSample], result: IngestResult) -> list[Pars
                 {"index": sample.index, "message": f"metric {sample.name} is a {expected}, not a {sample.type}"}
             )
             continue
+        if expected is None:
+            if names_count is None:
+                names_count = Series.objects.filter(agent_id=agent.pk).values("name").distinct().count()
+            if names_count >= names_cap:
+                message = f"too many metric names: an agent may have at most {names_cap} ({sample.name} is new)"
+                result.errors.append({"index": sample.index, "message": message})
+                continue
+            names_count += 1
         key = (sample.name, sample.labels_hash)
         if key not in existing and key not in new_series:
             if per_name[sample.name] >= cap:

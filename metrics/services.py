@@ -1,9 +1,10 @@
 """Metric configs (create/update/delete with optimistic locking). Ingestion is metrics.ingest."""
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.services import audit_record
+from accounts.services import audit_record, organization_quota_check
 from agents.services import agents_refresh_config_hash
 from logfleet.api.exceptions import Conflict, VersionConflict
 from metrics import configs
@@ -21,7 +22,14 @@ def _hash(config: MetricConfig) -> str:
 
 
 @transaction.atomic
+@transaction.atomic
 def metric_config_create(*, organization, actor, ip_address: str | None = None, **data) -> MetricConfig:
+    organization_quota_check(
+        organization_id=organization.pk,
+        queryset=MetricConfig.objects.filter(organization=organization),
+        limit=settings.MAX_METRIC_CONFIGS_PER_ORG,
+        what="metric configs",
+    )
     config = MetricConfig(organization=organization, created_by=actor, **data)
     config.hash = _hash(config)
     try:
