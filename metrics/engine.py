@@ -41,10 +41,18 @@ MAX_PATTERN_LENGTH = 4096
 MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 1024
 MAX_LABEL_VALUE_LENGTH = 256
+MAX_PROGRAM_SIZE = 2000
+MAX_CAPTURE_GROUPS = 32
 RULE_FIELDS = ("name", "type", "description", "pattern", "labels", "value_capture", "value_transform", "buckets")
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
+# RE2's memory budget per pattern (program and DFA cache), 8 MiB by default. 1 MiB makes a pattern
+# far over MAX_PROGRAM_SIZE fail while compiling (in milliseconds, instead of building a 200 000
+# instruction program for `(?i)\pL{200}` in 0.3 s) and bounds what each rule holds on an agent;
+# the DFA of real rules needs a few kilobytes, and they run as fast as with the default.
+_RE2_OPTIONS.max_mem = 1 << 20
+_TOO_LARGE = "pattern too large - compile failed"
 
 
 class RuleError(ValueError):
@@ -76,13 +84,34 @@ class Match:
     buckets: tuple[float, ...] = ()
 
 
+def _too_complex(size: int | None) -> str:
+    compiled = f"compiles to {size} RE2 instructions" if size else "compiles to too many RE2 instructions"
+    return (
+        f"is too complex: it {compiled}, at most {MAX_PROGRAM_SIZE} are allowed (the usual cause is a Unicode "
+        "class such as \\pL, about 1 200 each, or a counted repetition such as .{500}; \\S+ or [^ ]+ cost about 15)"
+    )
+
+
 def compile_pattern(pattern: str):
-    """The compiled RE2 pattern; raises ValueError with RE2's reason."""
+    """The compiled RE2 pattern; raises ValueError with the reason it is refused (RE2's, or a bound)."""
     try:
-        return re2.compile(pattern, options=_RE2_OPTIONS)
+        regex = re2.compile(pattern, options=_RE2_OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        if reason == _TOO_LARGE:
+            raise ValueError(_too_complex(None)) from None
         raise ValueError(f"invalid RE2 pattern: {reason}") from None
+    # Unanchored searches also run the reverse program (-1: it did not fit in max_mem).
+    reverse = regex.reverseprogramsize
+    size = max(regex.programsize, reverse)
+    if reverse < 0 or size > MAX_PROGRAM_SIZE:
+        raise ValueError(_too_complex(size if reverse >= 0 else None))
+    if regex.groups > MAX_CAPTURE_GROUPS:
+        raise ValueError(
+            f"has {regex.groups} capture groups, at most {MAX_CAPTURE_GROUPS} are allowed "
+            "(write (?:...) for a group that no label or value refers to)"
+        )
+    return regex
 
 
 def parse_transform(value: str):
