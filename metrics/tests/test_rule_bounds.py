@@ -3,6 +3,7 @@ budget, a deadline, and an answer no larger than its limits."""
 
 import pytest
 
+from agents.tests.factories import AgentFactory
 from logfleet.testing import assert_error
 from metrics.tests.helpers import nginx_example
 
@@ -78,3 +79,21 @@ def test_real_rules_fit_the_bounds(member_client):
     ]
     r = create(member_client, rules)
     assert r.status_code == 201, r.json()
+
+
+# --- a bounded answer -----------------------------------------------------------------------
+
+
+def test_captured_values_are_cut_to_what_ingestion_accepts(member_client, org, edge_client):
+    path = "/" + "p" * 5000
+    r = try_rules(member_client, [rule(r'"GET (\S+)', labels={"path": "$1"})], [f'"GET {path} HTTP/1.1" 200'])
+    assert r.status_code == 200, r.json()
+    body = r.json()
+    assert body["results"][0]["matches"][0]["labels"]["path"] == path[:256]
+    # What the test shows is what an agent pushes, and ingestion takes it.
+    agent = AgentFactory(organization=org)
+    pushed = edge_client.post(f"/api/v1/edge/agents/{agent.pk}/metrics", {"samples": body["samples"]}, format="json")
+    assert pushed.status_code == 202, pushed.json()
+    assert pushed.json()["accepted"] == 1 and pushed.json()["rejected"] == 0, pushed.json()
+    series = member_client.get("/api/v1/metrics/series", {"name": "m"}).json()["items"]
+    assert [s["labels"]["path"] for s in series] == [path[:256]]
