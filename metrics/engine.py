@@ -93,6 +93,10 @@ class Match:
     buckets: tuple[float, ...] = ()
 
 
+class DeadlineExceeded(Exception):
+    """The caller's time ran out between two searches (see match_line)."""
+
+
 def _too_complex(size: int | None) -> str:
     compiled = f"compiles to {size} RE2 instructions" if size else "compiles to too many RE2 instructions"
     return (
@@ -346,13 +350,16 @@ def label_value(captured: bytes | None) -> str:
     return text[:MAX_LABEL_VALUE_LENGTH].replace("\x00", "\ufffd")
 
 
-def match_line(rules, line: str | bytes) -> list[Match]:
-    """The matches of one line. A line over MAX_LINE_BYTES matches nothing (callers count it)."""
+def match_line(rules, line: str | bytes, *, expired=None) -> list[Match]:
+    """The matches of one line. A line over MAX_LINE_BYTES matches nothing (callers count it).
+    `expired()`, when given, is asked before each search; True raises DeadlineExceeded."""
     data = line_bytes(line)
     if len(data) > MAX_LINE_BYTES:
         return []
     matches = []
     for rule in rules:
+        if expired is not None and expired():
+            raise DeadlineExceeded
         found = rule.regex.search(data)
         if found is None:
             continue
@@ -377,18 +384,30 @@ def match_line(rules, line: str | bytes) -> list[Match]:
 
 class Aggregator:
     """Matches of one interval, as samples: counter increments, the last gauge value, and
-    histogram count/sum/cumulative buckets (Prometheus style, "+Inf" included)."""
+    histogram count/sum/cumulative buckets (Prometheus style, "+Inf" included).
 
-    def __init__(self):
+    With `max_series`, the series past the first `max_series` met are left out and only counted
+    (`omitted`), so that what it holds stays bounded."""
+
+    def __init__(self, max_series: int | None = None):
         self._series: dict[tuple, dict] = {}
+        self._max_series = max_series
+        self._omitted: set[int] = set()  # hashes of the keys left out: a count, not their labels
 
     def __len__(self):
         return len(self._series)
+
+    @property
+    def omitted(self) -> int:
+        return len(self._omitted)
 
     def add(self, match: Match) -> None:
         key = (match.metric, tuple(sorted(match.labels.items())))
         state = self._series.get(key)
         if state is None:
+            if self._max_series is not None and len(self._series) >= self._max_series:
+                self._omitted.add(hash(key))
+                return
             state = self._series[key] = {"type": match.type, "labels": dict(match.labels)}
             if match.type == "counter":
                 state["value"] = 0.0
@@ -417,7 +436,7 @@ class Aggregator:
             else:
                 sample["value"] = state["value"]
             samples.append(sample)
-        self._series = {}
+        self._series, self._omitted = {}, set()
         return samples
 
 
