@@ -383,6 +383,11 @@ MAX_API_KEYS_PER_ORG = env_int("MAX_API_KEYS_PER_ORG", 1000, minimum=1)
 MAX_MEMBERS_PER_ORG = env_int("MAX_MEMBERS_PER_ORG", 1000, minimum=1)
 # Audit events and ended stream sessions older than this are deleted by `manage.py prune_history`.
 HISTORY_RETENTION_DAYS = env_int("HISTORY_RETENTION_DAYS", 365, minimum=1)
+# POST /metric-configs/test (metrics/trial.py): work refused upfront (line bytes times rules), the time
+# a run may take before it stops and reports, and the largest answer.
+METRIC_TEST_MAX_WORK = env_int("METRIC_TEST_MAX_WORK", 10_000_000, minimum=1)
+METRIC_TEST_DEADLINE_MS = env_int("METRIC_TEST_DEADLINE_MS", 2000, minimum=1)
+METRIC_TEST_MAX_RESPONSE_BYTES = env_int("METRIC_TEST_MAX_RESPONSE_BYTES", 2 * 1024 * 1024, minimum=1024)
 API_KEY_ENV = env_str("API_KEY_ENV", "prod")
 if API_KEY_ENV not in {"prod", "dev"}:
     _fail("API_KEY_ENV", API_KEY_ENV, "prod or dev")

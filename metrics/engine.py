@@ -4,6 +4,14 @@ The server validates rules and runs `POST /metric-configs/test` with it; the ref
 (edge/agent) extracts metrics with exactly the same code. Patterns are RE2 (google-re2): linear
 time, no look-around, no back-references.
 
+Linear is not cheap: when RE2's DFA gives up, and while it extracts capture groups, a search
+costs about 4 ns per compiled instruction per byte of the line (more with many groups), so
+`(.*)` 600 times costs 0.2 s on a 1 000-byte line. Three bounds keep one rule cheap on every
+line: at most MAX_PROGRAM_SIZE instructions and MAX_CAPTURE_GROUPS groups per pattern (checked
+at validation, here and on the agent), and lines over MAX_LINE_BYTES are not matched at all.
+At the limits the worst search costs about 8 µs per byte; the published nginx rules compile to
+about 25 instructions with one group each.
+
     rules, errors = compile_rules(config["metrics"])     # validation: {"0.pattern": "..."}
     extractor = Extractor([CompiledConfig(id, log_source, rules)])
     aggregator = Aggregator()
@@ -40,11 +48,20 @@ MAX_LABELS = 32
 MAX_PATTERN_LENGTH = 4096
 MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 1024
-MAX_LABEL_VALUE_LENGTH = 256
+MAX_LABEL_VALUE_LENGTH = 256  # what ingestion accepts; captured values are cut to it
+MAX_PROGRAM_SIZE = 2000
+MAX_CAPTURE_GROUPS = 32
+MAX_LINE_BYTES = 16 * 1024  # longer lines are skipped (counted), never cut: a cut number would be a wrong value
 RULE_FIELDS = ("name", "type", "description", "pattern", "labels", "value_capture", "value_transform", "buckets")
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
+# RE2's memory budget per pattern (program and DFA cache), 8 MiB by default. 1 MiB makes a pattern
+# far over MAX_PROGRAM_SIZE fail while compiling (in milliseconds, instead of building a 200 000
+# instruction program for `(?i)\pL{200}` in 0.3 s) and bounds what each rule holds on an agent;
+# the DFA of real rules needs a few kilobytes, and they run as fast as with the default.
+_RE2_OPTIONS.max_mem = 1 << 20
+_TOO_LARGE = "pattern too large - compile failed"
 
 
 class RuleError(ValueError):
@@ -76,13 +93,38 @@ class Match:
     buckets: tuple[float, ...] = ()
 
 
+class DeadlineExceeded(Exception):
+    """The caller's time ran out between two searches (see match_line)."""
+
+
+def _too_complex(size: int | None) -> str:
+    compiled = f"compiles to {size} RE2 instructions" if size else "compiles to too many RE2 instructions"
+    return (
+        f"is too complex: it {compiled}, at most {MAX_PROGRAM_SIZE} are allowed (the usual cause is a Unicode "
+        "class such as \\pL, about 1 200 each, or a counted repetition such as .{500}; \\S+ or [^ ]+ cost about 15)"
+    )
+
+
 def compile_pattern(pattern: str):
-    """The compiled RE2 pattern; raises ValueError with RE2's reason."""
+    """The compiled RE2 pattern; raises ValueError with the reason it is refused (RE2's, or a bound)."""
     try:
-        return re2.compile(pattern, options=_RE2_OPTIONS)
+        regex = re2.compile(pattern, options=_RE2_OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        if reason == _TOO_LARGE:
+            raise ValueError(_too_complex(None)) from None
         raise ValueError(f"invalid RE2 pattern: {reason}") from None
+    # Unanchored searches also run the reverse program (-1: it did not fit in max_mem).
+    reverse = regex.reverseprogramsize
+    size = max(regex.programsize, reverse)
+    if reverse < 0 or size > MAX_PROGRAM_SIZE:
+        raise ValueError(_too_complex(size if reverse >= 0 else None))
+    if regex.groups > MAX_CAPTURE_GROUPS:
+        raise ValueError(
+            f"has {regex.groups} capture groups, at most {MAX_CAPTURE_GROUPS} are allowed "
+            "(write (?:...) for a group that no label or value refers to)"
+        )
+    return regex
 
 
 def parse_transform(value: str):
@@ -270,11 +312,13 @@ class CompiledConfig:
 
 
 class Extractor:
-    """Applies every rule of every config to each line of the sources they name."""
+    """Applies every rule of every config to each line of the sources they name. `skipped` counts
+    the lines over MAX_LINE_BYTES that were not matched (the agent logs it per interval)."""
 
     def __init__(self, configs: list[CompiledConfig]):
         self._by_source: dict[str, list[Rule]] = {}
         self._everywhere: list[Rule] = []
+        self.skipped = 0
         for config in configs:
             if config.log_source == "*":
                 self._everywhere.extend(config.rules)
@@ -287,18 +331,40 @@ class Extractor:
         return [*self._by_source.get(source, ()), *self._everywhere]
 
     def process(self, line: str | bytes, source: str | None = None) -> list[Match]:
-        return match_line(self.rules_for(source), line)
+        data = line_bytes(line)
+        if len(data) > MAX_LINE_BYTES:
+            self.skipped += 1
+            return []
+        return match_line(self.rules_for(source), data)
 
 
-def match_line(rules, line: str | bytes) -> list[Match]:
-    data = line.encode("utf-8", errors="replace") if isinstance(line, str) else line
+def line_bytes(line: str | bytes) -> bytes:
+    return line.encode("utf-8", errors="replace") if isinstance(line, str) else line
+
+
+def label_value(captured: bytes | None) -> str:
+    """A captured label value as ingestion accepts it: at most MAX_LABEL_VALUE_LENGTH characters and
+    no NUL (PostgreSQL stores none, so the server refuses a batch that holds one)."""
+    # Each character is at most 4 bytes: decode only the prefix that can end up in the value.
+    text = (captured or b"")[: MAX_LABEL_VALUE_LENGTH * 4].decode("utf-8", errors="replace")
+    return text[:MAX_LABEL_VALUE_LENGTH].replace("\x00", "\ufffd")
+
+
+def match_line(rules, line: str | bytes, *, expired=None) -> list[Match]:
+    """The matches of one line. A line over MAX_LINE_BYTES matches nothing (callers count it).
+    `expired()`, when given, is asked before each search; True raises DeadlineExceeded."""
+    data = line_bytes(line)
+    if len(data) > MAX_LINE_BYTES:
+        return []
     matches = []
     for rule in rules:
+        if expired is not None and expired():
+            raise DeadlineExceeded
         found = rule.regex.search(data)
         if found is None:
             continue
         labels = {
-            name: (found.group(group) or b"").decode("utf-8", errors="replace") if group is not None else literal
+            name: label_value(found.group(group)) if group is not None else literal
             for name, group, literal in rule.labels
         }
         if rule.value_group is None:
@@ -318,18 +384,30 @@ def match_line(rules, line: str | bytes) -> list[Match]:
 
 class Aggregator:
     """Matches of one interval, as samples: counter increments, the last gauge value, and
-    histogram count/sum/cumulative buckets (Prometheus style, "+Inf" included)."""
+    histogram count/sum/cumulative buckets (Prometheus style, "+Inf" included).
 
-    def __init__(self):
+    With `max_series`, the series past the first `max_series` met are left out and only counted
+    (`omitted`), so that what it holds stays bounded."""
+
+    def __init__(self, max_series: int | None = None):
         self._series: dict[tuple, dict] = {}
+        self._max_series = max_series
+        self._omitted: set[int] = set()  # hashes of the keys left out: a count, not their labels
 
     def __len__(self):
         return len(self._series)
+
+    @property
+    def omitted(self) -> int:
+        return len(self._omitted)
 
     def add(self, match: Match) -> None:
         key = (match.metric, tuple(sorted(match.labels.items())))
         state = self._series.get(key)
         if state is None:
+            if self._max_series is not None and len(self._series) >= self._max_series:
+                self._omitted.add(hash(key))
+                return
             state = self._series[key] = {"type": match.type, "labels": dict(match.labels)}
             if match.type == "counter":
                 state["value"] = 0.0
@@ -358,7 +436,7 @@ class Aggregator:
             else:
                 sample["value"] = state["value"]
             samples.append(sample)
-        self._series = {}
+        self._series, self._omitted = {}, set()
         return samples
 
 

@@ -28,7 +28,7 @@ MAX_BATCH_ID_LENGTH = 128
 MAX_AGE = timedelta(days=7)
 MAX_AHEAD = timedelta(minutes=5)
 MAX_LABELS = 32
-MAX_LABEL_VALUE_LENGTH = 256
+MAX_LABEL_VALUE_LENGTH = engine.MAX_LABEL_VALUE_LENGTH  # the engine cuts captured values to it
 
 
 @dataclass

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.serializers import LabelsField
-from metrics import engine
+from metrics import engine, trial
 from metrics.models import MetricConfig, MetricType
 
 LOG_SOURCE_RE = re.compile(r"^(\*|[a-z0-9_-]{1,64})\Z")
@@ -105,6 +105,8 @@ class RuleTestSerializer(serializers.Serializer):
     lines = serializers.ListField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=MAX_LINE_LENGTH),
         max_length=MAX_TEST_LINES,
+        help_text=f"at most {MAX_TEST_LINES}; a line over {engine.MAX_LINE_BYTES} bytes of UTF-8 is not matched, "
+        "as on an agent",
     )
 
     def validate(self, attrs):
@@ -116,15 +118,39 @@ class RuleTestSerializer(serializers.Serializer):
 class RuleMatchSerializer(serializers.Serializer):
     metric = serializers.CharField()
     type = serializers.CharField()
-    labels = serializers.DictField(child=serializers.CharField())
+    labels = serializers.DictField(
+        child=serializers.CharField(),
+        help_text=f"captured values are cut to {engine.MAX_LABEL_VALUE_LENGTH} characters, as ingestion accepts them",
+    )
     value = serializers.FloatField()
 
 
 class LineResultSerializer(serializers.Serializer):
     line = serializers.CharField()
     matches = RuleMatchSerializer(many=True)
+    skipped = serializers.BooleanField(
+        help_text=f"true for a line over {engine.MAX_LINE_BYTES} bytes of UTF-8: agents do not match such lines "
+        "(they count them in their log), so it has no matches"
+    )
 
 
 class RuleTestResultSerializer(serializers.Serializer):
-    results = LineResultSerializer(many=True)
-    samples = serializers.ListField(child=serializers.DictField())
+    results = LineResultSerializer(
+        many=True,
+        help_text=f"the first lines processed, in order, each with all its matches: at most {trial.MAX_RESULTS} "
+        f"lines and {trial.MAX_MATCHES} matches",
+    )
+    samples = serializers.ListField(
+        child=serializers.DictField(),
+        help_text=f"one interval's samples from every line processed, as an agent pushes them, in name and label "
+        f"order: the first {trial.MAX_SAMPLES} series met",
+    )
+    complete = serializers.BooleanField(
+        help_text="false when the run reached its time limit (METRIC_TEST_DEADLINE_MS) and stopped; "
+        "results and samples then cover the first `lines_processed` lines"
+    )
+    lines_processed = serializers.IntegerField(help_text="lines run through every rule")
+    lines_skipped = serializers.IntegerField(help_text="lines processed that were too long to match (`skipped`)")
+    results_omitted = serializers.IntegerField(help_text="lines processed but not listed in `results`")
+    matches_omitted = serializers.IntegerField(help_text="matches found but not listed in `results`")
+    samples_omitted = serializers.IntegerField(help_text="series met after the first ones and left out of `samples`")

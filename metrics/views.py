@@ -16,7 +16,7 @@ from logfleet.api.client import client_ip
 from logfleet.api.pagination import EnvelopePagination
 from logfleet.api.permissions import IsOrganizationUser, MemberWrites, is_organization_user
 from logfleet.api.views import BaseAPIView, BaseGenericViewSet, validated_body, validated_query
-from metrics import dashboard, engine, selectors, services
+from metrics import dashboard, selectors, services, trial
 from metrics.models import MetricConfig, Series
 from metrics.query_params import QueryParamsSerializer, SeriesFilterSerializer
 from metrics.serializers import (
@@ -27,25 +27,6 @@ from metrics.serializers import (
     RuleTestResultSerializer,
     RuleTestSerializer,
 )
-
-
-def run_rules(rules: list[engine.Rule], lines: list[str], timestamp: float) -> dict:
-    """What `POST /metric-configs/test` answers: the matches per line and one interval's samples."""
-    aggregator = engine.Aggregator()
-    results = []
-    for line in lines:
-        matches = engine.match_line(rules, line)
-        for match in matches:
-            aggregator.add(match)
-        results.append(
-            {
-                "line": line,
-                "matches": [
-                    {"metric": m.metric, "type": m.type, "labels": m.labels, "value": m.value} for m in matches
-                ],
-            }
-        )
-    return {"results": results, "samples": aggregator.flush(timestamp)}
 
 
 @extend_schema_view(
@@ -121,6 +102,11 @@ class MetricConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Base
 
     @extend_schema(
         summary="Try rules on sample lines with the agent's extraction engine",
+        description=(
+            "Refused upfront with 413 when the lines' bytes times the rules exceed METRIC_TEST_MAX_WORK, and with "
+            "413 when the answer would exceed METRIC_TEST_MAX_RESPONSE_BYTES. A run that reaches "
+            "METRIC_TEST_DEADLINE_MS stops and answers what it did (`complete: false`)."
+        ),
         request=RuleTestSerializer,
         responses={200: RuleTestResultSerializer},
     )
@@ -132,8 +118,8 @@ class MetricConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Base
             metrics = config.metrics
         else:
             metrics = data["metrics"]
-        _normalized, rules = engine.compile_rules(metrics)
-        return Response(run_rules(rules, data["lines"], round(time.time(), 3)))
+        rules = trial.rules_compile(metrics)
+        return Response(trial.rules_try(rules=rules, lines=data["lines"], timestamp=round(time.time(), 3)))
 
 
 class MetricsReadView(BaseAPIView):

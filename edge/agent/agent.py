@@ -373,7 +373,8 @@ class Agent:
                 else:
                     rules.append(rule)
             compiled.append(engine.CompiledConfig(config["id"], config.get("log_source", "*"), tuple(rules)))
-        self.extractor = engine.Extractor(compiled)
+        skipped, self.extractor = self.extractor.skipped, engine.Extractor(compiled)
+        self.extractor.skipped = skipped  # the interval's count survives a new config
         self.config_report = {"hash": body["hash"], "state": "failed" if errors else "applied", "errors": errors}
         logger.info(
             "applied %d metric config(s) (hash %s)%s",
@@ -384,6 +385,13 @@ class Agent:
         self.next["heartbeat"] = 0.0  # report it
 
     def _flush_metrics(self) -> None:
+        if self.extractor.skipped:
+            logger.warning(
+                "%d line(s) over %d bytes were not matched against the metric rules in this interval",
+                self.extractor.skipped,
+                engine.MAX_LINE_BYTES,
+            )
+            self.extractor.skipped = 0
         samples = self.aggregator.flush(round(time.time(), 3))
         if samples:
             self.queue.put({"batch_id": str(uuid.uuid4()), "samples": samples})
