@@ -201,6 +201,18 @@ def test_admin_login_page_is_served(api_client):
     assert r.status_code == 200 and b"<form" in r.content
 
 
+def manage_py(*args: str, env: dict) -> subprocess.CompletedProcess:
+    """`manage.py` in a fresh process with exactly `env` (and a PATH): how settings are read at start."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize(
     "variable, value",
     [
@@ -213,14 +225,7 @@ def test_admin_login_page_is_served(api_client):
     ],
 )
 def test_a_bad_setting_stops_the_process_naming_the_variable(variable, value):
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=settings.BASE_DIR,
-        env={"PATH": "/usr/bin:/bin", variable: value, "SECRET_KEY": "x"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage_py("check", env={variable: value, "SECRET_KEY": "x"})
     assert result.returncode != 0
     assert variable in result.stderr
 
@@ -245,14 +250,7 @@ def test_the_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
     "variable", ["JWT_ACCESS_TTL", "JWT_REFRESH_TTL", "PASSWORD_RESET_TTL", "INVITE_TTL", "AGENT_OFFLINE_AFTER"]
 )
 def test_every_ttl_and_interval_accepts_one_second(variable):
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=settings.BASE_DIR,
-        env={"PATH": "/usr/bin:/bin", variable: "1", "SECRET_KEY": "x"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage_py("check", env={variable: "1", "SECRET_KEY": "x"})
     assert result.returncode == 0, result.stderr
 
 
@@ -308,33 +306,15 @@ def test_a_nul_character_is_refused_in_any_body_or_query_string(admin_client):
 
 
 def test_a_deployment_without_secret_key_does_not_start():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=settings.BASE_DIR,
-        env={"PATH": "/usr/bin:/bin", "PUBLIC_URL": "https://fleet.example.com"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage_py("check", env={"PUBLIC_URL": "https://fleet.example.com"})
     assert result.returncode != 0 and "SECRET_KEY" in result.stderr
 
 
 def test_check_deploy_warns_while_email_is_only_printed():
-    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "x" * 60, "PUBLIC_URL": "https://fleet.example.com"}
-    printed = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    env = {"SECRET_KEY": "x" * 60, "PUBLIC_URL": "https://fleet.example.com"}
+    printed = manage_py("check", "--deploy", env=env)
     assert "logfleet.W001" in printed.stderr + printed.stdout
-    smtp = {**env, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"}
-    delivered = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"],
-        cwd=settings.BASE_DIR,
-        env=smtp,
-        capture_output=True,
-        text=True,
+    delivered = manage_py(
+        "check", "--deploy", env={**env, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"}
     )
     assert "logfleet.W001" not in delivered.stderr + delivered.stdout
