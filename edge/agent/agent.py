@@ -28,6 +28,8 @@ LEVEL_RE = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|F
 STREAM_PUSH_EVERY = 0.25
 MAX_STREAM_BATCH = 1000
 MAX_STREAM_BUFFER = 5000
+DEFAULT_HEARTBEAT_INTERVAL = 30.0
+DEFAULT_METRICS_INTERVAL = 60.0
 # Answers of 500 in a row for the same metric batch before it is set aside (see DiskQueue.hold).
 MAX_BATCH_ERRORS = 3
 
@@ -40,8 +42,10 @@ class Options:
     sources: dict[str, str]
     state_dir: Path
     labels: dict[str, str] = field(default_factory=dict)
-    heartbeat_interval: float = 30
-    metrics_interval: float = 60
+    # None: not given locally, so the server's agent config decides (else these defaults). A value
+    # given on the command line or in the environment wins over the server's (see `_interval`).
+    heartbeat_interval: float | None = None
+    metrics_interval: float | None = None
     queue_max_bytes: int = 50 * 1024 * 1024
     poll_interval: float = 0.2
     # Where log sources from the server's agent config may be (sources given on the command line
@@ -130,19 +134,21 @@ class Agent:
         self.aggregator = engine.Aggregator()
         self.etag: str | None = None
         self.config_report: dict | None = None
-        self.heartbeat_interval = options.heartbeat_interval
-        self.metrics_interval = options.metrics_interval
+        self.heartbeat_interval = options.heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL
+        self.metrics_interval = options.metrics_interval or DEFAULT_METRICS_INTERVAL
         self.sessions: dict[str, Session] = {}
         self.instructions: queue.Queue = queue.Queue()
         self.next = {
             "heartbeat": 0.0,
             "sync": 0.0,
-            "flush": time.monotonic() + options.metrics_interval,
+            "flush": time.monotonic() + self.metrics_interval,
             "send": 0.0,
             "stream": 0.0,
             "offsets": 0.0,
         }
         self.send_attempts = 0
+        self.exit_code = 0  # what `python -m edge.agent` exits with
+        self.failing_since: float | None = None  # when heartbeats started failing
         self._sync_tailers()
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -186,11 +192,12 @@ class Agent:
                 wait = exc.retry_after or backoff(attempt)
                 logger.warning("cannot register yet (%s); retrying in %.0f s", exc, wait)
             except RequestFailed as exc:
-                logger.error("registration refused: %s", exc)
-                if exc.status in (401, 403):
-                    self.stop_event.set()
-                    return
-                wait = backoff(attempt)
+                # A refusal (a bad key, a host name the server does not serve, an invalid name, a
+                # full organization) does not change by retrying: say why and stop.
+                logger.error("registration refused for good, not retrying: %s", exc)
+                self.exit_code = 2
+                self.stop_event.set()
+                return
             attempt += 1
             self.stop_event.wait(wait)
 
@@ -253,12 +260,17 @@ class Agent:
             answer = self.client.heartbeat(self.agent_id, body)
         except ServerUnavailable as exc:
             logger.warning("heartbeat failed: %s", exc)
+            self.failing_since = self.failing_since or time.monotonic()
             return
         except RequestFailed as exc:
             logger.error("heartbeat refused: %s", exc)
+            self.failing_since = self.failing_since or time.monotonic()
             if exc.status == 404:
                 self._register()
             return
+        if self.failing_since is not None:
+            logger.info("heartbeats acknowledged again after %.0f s", time.monotonic() - self.failing_since)
+            self.failing_since = None
         if answer.get("config_hash") and answer["config_hash"] != (self.config_report or {}).get("hash"):
             self.next["sync"] = 0.0  # something changed: sync now
         for item in answer.get("streams", []):
@@ -338,8 +350,14 @@ class Agent:
             return
         self.etag = etag
         agent_config = body.get("agent_config") or {}
-        self.heartbeat_interval = agent_config.get("heartbeat_interval_seconds", self.heartbeat_interval)
-        new_interval = agent_config.get("metrics_interval_seconds", self.metrics_interval)
+        self.heartbeat_interval = (
+            self._interval("heartbeat", self.options.heartbeat_interval, agent_config.get("heartbeat_interval_seconds"))
+            or self.heartbeat_interval
+        )
+        new_interval = (
+            self._interval("metrics", self.options.metrics_interval, agent_config.get("metrics_interval_seconds"))
+            or self.metrics_interval
+        )
         if new_interval != self.metrics_interval:
             self.metrics_interval = new_interval
             self.next["flush"] = min(self.next["flush"], time.monotonic() + new_interval)
@@ -396,6 +414,16 @@ class Agent:
         if samples:
             self.queue.put({"batch_id": str(uuid.uuid4()), "samples": samples})
             self.next["send"] = 0.0
+
+    def _interval(self, what: str, local: float | None, server: float | None) -> float | None:
+        """The one precedence rule: a value given locally wins; otherwise the server's config decides."""
+        if local is not None:
+            if server is not None and server != local:
+                logger.info("%s interval: %g s from the command line wins over the server's %g s", what, local, server)
+            return local
+        if server is not None and server != getattr(self, f"{what}_interval"):
+            logger.info("%s interval: %g s from the server's agent config", what, server)
+        return server
 
     def _send_one(self) -> bool:
         """Send the oldest queued batch; True when it left the queue."""

@@ -19,9 +19,18 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
     return pairs
 
 
+def _number(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
 def parse(argv=None) -> tuple[Options, str]:
     env = os.environ
-    parser = argparse.ArgumentParser(prog="python -m edge.agent", description="The LogFleet edge agent.")
+    parser = argparse.ArgumentParser(
+        prog="python -m edge.agent",
+        description="The LogFleet edge agent. Precedence: an option given here (or in its environment variable) "
+        "wins over the same setting in the server's agent config, and the agent logs which value it uses; a "
+        "setting given only by the server applies as the server says.",
+    )
     parser.add_argument("--server", default=env.get("LOGFLEET_SERVER"), help="LogFleet URL (LOGFLEET_SERVER)")
     parser.add_argument(
         "--api-key",
@@ -38,7 +47,8 @@ def parse(argv=None) -> tuple[Options, str]:
         "--source",
         action="append",
         default=[],
-        help="name=/path/to/file, repeatable (LOGFLEET_SOURCES: comma-separated)",
+        help="name=/path/to/file, repeatable (LOGFLEET_SOURCES: comma-separated); wins over a source of the "
+        "same name in the server's agent config",
     )
     parser.add_argument("--label", action="append", default=[], help="key=value for a new agent, repeatable")
     parser.add_argument(
@@ -53,8 +63,20 @@ def parse(argv=None) -> tuple[Options, str]:
         default=env.get("LOGFLEET_STATE_DIR"),
         help="offsets and the metric queue (LOGFLEET_STATE_DIR; default ~/.logfleet-agent/<name>)",
     )
-    parser.add_argument("--heartbeat-interval", type=float, default=float(env.get("LOGFLEET_HEARTBEAT_INTERVAL", 30)))
-    parser.add_argument("--metrics-interval", type=float, default=float(env.get("LOGFLEET_METRICS_INTERVAL", 60)))
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=_number(env.get("LOGFLEET_HEARTBEAT_INTERVAL")),
+        help="seconds (LOGFLEET_HEARTBEAT_INTERVAL); given here it wins over the server's agent config, "
+        "otherwise the server's applies (default 30)",
+    )
+    parser.add_argument(
+        "--metrics-interval",
+        type=float,
+        default=_number(env.get("LOGFLEET_METRICS_INTERVAL")),
+        help="seconds (LOGFLEET_METRICS_INTERVAL); given here it wins over the server's agent config, "
+        "otherwise the server's applies (default 60)",
+    )
     parser.add_argument("--queue-max-mb", type=float, default=float(env.get("LOGFLEET_QUEUE_MAX_MB", 50)))
     parser.add_argument("--log-level", default=env.get("LOGFLEET_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
@@ -103,4 +125,4 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     agent.run()
-    return 0
+    return agent.exit_code

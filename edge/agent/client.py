@@ -63,7 +63,7 @@ class EdgeClient:
                 ) from None
             raise RequestFailed(exc.code, payload) from None
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            raise ServerUnavailable(f"server unreachable: {exc}") from None
+            raise ServerUnavailable(f"{self.server} unreachable: {exc}") from None
 
     def register(self, *, name: str, hostname: str, os: str, version: str, labels: dict) -> dict:
         return self.request(

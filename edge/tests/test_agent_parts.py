@@ -215,3 +215,22 @@ def test_the_api_key_can_come_from_a_file_and_the_command_line_is_warned_about(m
         ["--server", "http://s", "--name", "n", "--api-key", "lf_prod_argv", "--state-dir", str(tmp_path)]
     )
     assert options.api_key == "lf_prod_argv" and "visible to every user of this host" in caplog.text
+
+
+def test_a_local_interval_wins_over_the_servers_and_the_log_says_which_applies(tmp_path, caplog):
+    caplog.set_level("INFO")
+    server_config = {"heartbeat_interval_seconds": 15, "metrics_interval_seconds": 60, "log_sources": []}
+    local = agent_with_fake_client(tmp_path / "local", metrics_interval=10)
+    local.client.sync_answer = {"hash": "h", "agent_config": server_config, "configs": []}
+    local._sync()
+    assert (local.metrics_interval, local.heartbeat_interval) == (10, 15)
+    assert "metrics interval: 10 s from the command line wins over the server's 60 s" in caplog.text
+    assert "heartbeat interval: 15 s from the server's agent config" in caplog.text
+    unset = agent_with_fake_client(tmp_path / "unset")
+    unset.client.sync_answer = {
+        "hash": "h",
+        "agent_config": {**server_config, "metrics_interval_seconds": 120},
+        "configs": [],
+    }
+    unset._sync()
+    assert unset.metrics_interval == 120
