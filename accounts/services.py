@@ -214,6 +214,13 @@ def user_login(*, email: str, password: str, ip_address: str | None) -> tuple[Us
             target_id=user.pk,
             ip_address=ip_address,
         )
+        if user.organization_id is None and user.is_active and user.check_password(password):
+            # Told only to someone who knows the password: an operator account (createsuperuser) is
+            # for the Django admin, not for the API or the dashboard.
+            raise InvalidCredentials(
+                "This is an operator account for the Django admin (/admin/): it belongs to no organization, so "
+                "it cannot use the API. Register an organization, or ask its admin for an invitation."
+            )
         raise InvalidCredentials()
     user.last_login = timezone.now()
     user.save(update_fields=["last_login"])

@@ -326,3 +326,11 @@ def test_a_short_reset_ttl_is_said_in_seconds_and_holds(admin_user, settings, cl
     clock.advance(6)
     r = APIClient().post(RESET, {"token": reset_token_from_mail(message), "new_password": NEW_PASSWORD}, format="json")
     assert_error(r, 400, "validation_error")
+
+
+def test_an_operator_account_is_told_it_is_for_the_admin(db):
+    User.objects.create_superuser("ops@example.com", "Operator-passw0rd")
+    r = APIClient().post(LOGIN, {"email": "ops@example.com", "password": "Operator-passw0rd"}, format="json")
+    assert "operator account" in assert_error(r, 401, "authentication_failed")["message"]
+    wrong = APIClient().post(LOGIN, {"email": "ops@example.com", "password": "wrong"}, format="json")
+    assert assert_error(wrong, 401)["message"] == "Invalid email or password"
