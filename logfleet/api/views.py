@@ -6,6 +6,7 @@ and every response of a limited group carries the X-RateLimit-* headers.
 """
 
 from rest_framework import viewsets
+from rest_framework.exceptions import APIException
 from rest_framework.views import APIView
 
 from logfleet.api import ratelimit
@@ -33,7 +34,15 @@ class RateLimitMixin:
         super().perform_authentication(request)
         if self.rate_group is None:
             return
-        key = self.get_rate_key(request)
+        try:
+            key = self.get_rate_key(request)
+        except APIException:
+            # A request that cannot name its bucket (a body that does not parse) still counts, on
+            # the caller's own one, before it is answered.
+            key = RateLimitMixin.get_rate_key(self, request)
+            if key is not None:
+                ratelimit.enforce(request, group=self.rate_group, key=key)
+            raise
         if key is not None:
             ratelimit.enforce(request, group=self.rate_group, key=key)
 
