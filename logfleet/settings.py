@@ -260,6 +260,14 @@ else:
         "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 100, "expiry": 60}}
     }
 
+# The per-process counters of the Authentication group while the shared cache is unreachable
+# (logfleet.api.ratelimit): login stays limited during a Redis outage.
+CACHES["ratelimit-fallback"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "logfleet-ratelimit-fallback",
+    "OPTIONS": {"MAX_ENTRIES": 100_000},
+}
+
 # --- authentication ------------------------------------------------------------------------
 
 AUTH_USER_MODEL = "accounts.User"

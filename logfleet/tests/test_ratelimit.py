@@ -107,12 +107,28 @@ def test_endpoints_outside_the_groups_are_not_limited(limits):
         assert r.status_code == 200 and "X-RateLimit-Limit" not in r
 
 
-def test_a_counter_store_outage_lets_requests_through(limits, monkeypatch):
+@pytest.fixture
+def store_down(monkeypatch):
+    """The shared counter store (Redis in production) refuses every call."""
+
     def down(*args, **kwargs):
         raise ConnectionError("cache down")
 
     monkeypatch.setattr("logfleet.api.ratelimit.get_usage", down)
-    limits(auth="1/m")
+
+
+def test_a_counter_store_outage_lets_the_other_groups_through(limits, store_down, org):
+    limits(dashboard="1/m")
+    client = client_for(UserFactory(organization=org))
     for _ in range(3):
+        r = client.get("/api/v1/auth/me")
+        assert r.status_code == 200 and "X-RateLimit-Limit" not in r
+
+
+def test_login_stays_limited_in_each_process_while_the_counter_store_is_down(limits, store_down):
+    limits(auth="2/h")
+    for _ in range(2):
         r = bad_login(APIClient())
-        assert r.status_code == 401 and "X-RateLimit-Limit" not in r
+        assert r.status_code == 401 and r["X-RateLimit-Limit"] == "2"
+    assert_error(bad_login(APIClient()), 429, "rate_limited")
+    assert bad_login(APIClient(), REMOTE_ADDR="10.0.0.9").status_code == 401  # still per client IP
