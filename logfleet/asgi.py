@@ -9,6 +9,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "logfleet.settings")
 # Set Django up first: routing modules import models.
 django_asgi_app = get_asgi_application()
 
+import logging  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from asgiref.sync import sync_to_async  # noqa: E402
@@ -16,6 +17,12 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
+
+from logfleet.checks import shared_ip_bucket  # noqa: E402
+
+# Servers do not run the system checks: the one about the deployment is logged at start.
+for warning in shared_ip_bucket():
+    logging.getLogger("logfleet").warning("%s %s (%s)", warning.msg, warning.hint, warning.id)
 
 
 class SyncChainASGIHandler(ASGIHandler):

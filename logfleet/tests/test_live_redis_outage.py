@@ -110,6 +110,7 @@ def test_a_redis_outage_degrades_cleanly_and_recovers(org):
         assert login(server.url) == 401  # counted in Redis again, where this window had no attempt
         output = server.output(full=True)  # expected warnings carry tracebacks; no request failed as a bug
         assert "unhandled error" not in output and '" 500 ' not in output
+        assert "logfleet.W001" in output  # REDIS_URL without TRUSTED_PROXY_COUNT: logged at start
     finally:
         server.stop()
         redis.stop()

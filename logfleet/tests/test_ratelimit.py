@@ -1,8 +1,11 @@
 """API.md section 1: groups, keys, headers and 429."""
 
+import subprocess
+import sys
 import time
 
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
@@ -132,3 +135,34 @@ def test_login_stays_limited_in_each_process_while_the_counter_store_is_down(lim
         assert r.status_code == 401 and r["X-RateLimit-Limit"] == "2"
     assert_error(bad_login(APIClient()), 429, "rate_limited")
     assert bad_login(APIClient(), REMOTE_ADDR="10.0.0.9").status_code == 401  # still per client IP
+
+
+# --- the deployment check -------------------------------------------------------------------
+
+# `make lint`'s production-like environment.
+LINT_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "SECRET_KEY": "ci-only-" + "x" * 56,
+    "PUBLIC_URL": "https://logfleet.example.com",
+    "ALLOWED_HOSTS": "logfleet.example.com",
+}
+
+
+def deploy_check(**env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR,
+        env={**LINT_ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_deploy_check_warns_when_several_processes_trust_no_proxy():
+    shared = deploy_check(REDIS_URL="redis://127.0.0.1:6379/0")
+    assert shared.returncode != 0 and "logfleet.W001" in shared.stderr, shared.stderr
+    proxied = deploy_check(REDIS_URL="redis://127.0.0.1:6379/0", TRUSTED_PROXY_COUNT="1")
+    assert proxied.returncode == 0, proxied.stderr
+    single = deploy_check()  # make lint: no REDIS_URL
+    assert single.returncode == 0, single.stderr
