@@ -353,8 +353,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_EDGE_PUSH_BODY_BYTES
 
 # --- rate limits (API.md section 1) --------------------------------------------------------
 
+_RATE_AUTH = env_rate("LOGFLEET_RATE_AUTH", "10/m")
 RATE_LIMITS = {
-    "auth": env_rate("LOGFLEET_RATE_AUTH", "10/m"),
+    "auth": _RATE_AUTH,
+    # Logins, forgot-password and reset-password per target account (from any address), on top of
+    # the per-IP limit of the group above; by default the same rate.
+    "auth_account": env_rate("LOGFLEET_RATE_AUTH_ACCOUNT", _RATE_AUTH),
     "dashboard": env_rate("LOGFLEET_RATE_DASHBOARD", "60/m"),
     "agents": env_rate("LOGFLEET_RATE_AGENTS", "100/m"),
     "edge": env_rate("LOGFLEET_RATE_EDGE", "1000/m"),

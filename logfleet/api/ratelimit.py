@@ -4,10 +4,15 @@ One counter per group and key in fixed windows; the counters live in the default
 which is Redis when REDIS_URL is set, so the limit holds across server processes (the
 counter is created with an atomic ADD and advanced with an atomic INCR).
 
+Besides the groups of API.md, `auth_account` counts the logins, forgot-password and
+reset-password requests per target account, whoever sends them: one account cannot be
+brute-forced from many addresses. It is keyed by the normalized email whether or not an
+account has it, so its answers reveal nothing about which accounts exist.
+
 Failure policy when the shared counter store cannot be reached, per group:
-- `auth` (login, registration, password reset) falls back to a per-process counter with the
-  same limits (local memory): a Redis outage must not open login to brute force. With N server
-  processes a client gets at most N times the limit meanwhile.
+- `auth` and `auth_account` (login, registration, password reset) fall back to a per-process
+  counter with the same limits (local memory): a Redis outage must not open login to brute
+  force. With N server processes a client gets at most N times the limit meanwhile.
 - every other group lets the request through (fail-open) and logs it: those limits protect
   capacity, and refusing every request because the counter store is down would turn a Redis
   outage into a full outage.
@@ -22,13 +27,14 @@ from django.conf import settings
 from django.core.cache import caches
 from django_ratelimit.core import get_usage
 
+from logfleet.api.client import client_ip
 from logfleet.api.exceptions import RateLimited
 
 logger = logging.getLogger("logfleet.ratelimit")
 
-GROUPS = ("auth", "dashboard", "agents", "edge", "streaming")
+GROUPS = ("auth", "auth_account", "dashboard", "agents", "edge", "streaming")
 #: groups counted in this process while the shared store is down (see the module's docstring)
-FALLBACK_GROUPS = frozenset({"auth"})
+FALLBACK_GROUPS = frozenset({"auth", "auth_account"})
 FALLBACK_CACHE = "ratelimit-fallback"
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600}
@@ -51,6 +57,16 @@ class RateUsage:
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": str(self.reset),
         }
+
+
+def ip_key(request) -> str:
+    """The bucket of an anonymous caller: its client address (logfleet.api.client)."""
+    return f"ip:{client_ip(request)}"
+
+
+def account_key(email: str) -> str:
+    """The bucket of a target account: its email as the accounts app looks it up (lower case)."""
+    return f"account:{email.strip().lower()}"
 
 
 def _local_usage(group: str, key: str, rate: str) -> dict:
@@ -100,10 +116,28 @@ def consume(request, *, group: str, key: str) -> RateUsage | None:
     )
 
 
+def _tighter(first: RateUsage | None, second: RateUsage | None) -> RateUsage | None:
+    """What the response headers describe when two counters apply: the one nearer to refusing."""
+    if first is None or second is None:
+        return first or second
+    if first.exceeded or second.exceeded:
+        return first if first.exceeded else second
+    return second if second.remaining < first.remaining else first
+
+
 def enforce(request, *, group: str, key: str) -> RateUsage | None:
-    """Count the request, remember the usage for the response headers, raise 429 when over."""
+    """Count the request, remember the usage for the response headers, raise 429 when over.
+
+    A request may be counted by several counters (per client IP, then per target account); the
+    headers describe the one with the fewest requests left, or the one that refused."""
     usage = consume(request, group=group, key=key)
-    request.rate_usage = usage
+    request.rate_usage = _tighter(getattr(request, "rate_usage", None), usage)
     if usage is not None and usage.exceeded:
         raise RateLimited(usage.retry_after)
     return usage
+
+
+def enforce_account(request, email: str | None) -> None:
+    """The per-account counter of a login, forgot-password or reset-password request (429 when over)."""
+    if email:
+        enforce(request, group="auth_account", key=account_key(email))

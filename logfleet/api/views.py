@@ -10,7 +10,6 @@ from rest_framework.exceptions import APIException
 from rest_framework.views import APIView
 
 from logfleet.api import ratelimit
-from logfleet.api.client import client_ip
 
 
 class RateLimitMixin:
@@ -27,7 +26,7 @@ class RateLimitMixin:
         if request.auth is not None and hasattr(request.auth, "rate_key"):
             return request.auth.rate_key
         if self.rate_limit_anonymous:
-            return f"ip:{client_ip(request)}"
+            return ratelimit.ip_key(request)
         return None
 
     def perform_authentication(self, request):
