@@ -169,7 +169,7 @@ HTTP_WORKER_THREADS = env_int("HTTP_WORKER_THREADS", 8, minimum=1, maximum=256)
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "logfleet.admin_apps.LogFleetAdminConfig",  # django.contrib.admin, its login rate limited
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -4,15 +4,15 @@ One counter per group and key in fixed windows; the counters live in the default
 which is Redis when REDIS_URL is set, so the limit holds across server processes (the
 counter is created with an atomic ADD and advanced with an atomic INCR).
 
-Besides the groups of API.md, `auth_account` counts the logins, forgot-password and
-reset-password requests per target account, whoever sends them: one account cannot be
+Besides the groups of API.md, `auth_account` counts the logins (API and admin), forgot-password
+and reset-password requests per target account, whoever sends them: one account cannot be
 brute-forced from many addresses. It is keyed by the normalized email whether or not an
 account has it, so its answers reveal nothing about which accounts exist.
 
 Failure policy when the shared counter store cannot be reached, per group:
-- `auth` and `auth_account` (login, registration, password reset) fall back to a per-process
-  counter with the same limits (local memory): a Redis outage must not open login to brute
-  force. With N server processes a client gets at most N times the limit meanwhile.
+- `auth` and `auth_account` (login, registration, password reset, the admin login) fall back to
+  a per-process counter with the same limits (local memory): a Redis outage must not open login
+  to brute force. With N server processes a client gets at most N times the limit meanwhile.
 - every other group lets the request through (fail-open) and logs it: those limits protect
   capacity, and refusing every request because the counter store is down would turn a Redis
   outage into a full outage.
