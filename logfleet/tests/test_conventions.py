@@ -157,6 +157,7 @@ def test_admin_login_page_is_served(api_client):
     "variable, value",
     [
         ("LOGFLEET_RATE_EDGE", "abc"),
+        ("LOGFLEET_RATE_AUTH_ACCOUNT", "10 per minute"),
         ("DATABASE_URL", "mysql://nope"),
         ("DATABASE_URL", "postgres://host:notaport/db"),
         ("AGENT_OFFLINE_AFTER", "soon"),
