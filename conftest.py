@@ -1,5 +1,5 @@
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from rest_framework.test import APIClient
 
 from accounts import services
@@ -11,9 +11,11 @@ from accounts.tests.factories import OrganizationFactory, UserFactory
 def _fast_hashing_and_clean_cache(settings):
     # Argon2 is the production hasher (tested on its own); tests hash with MD5 for speed.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()
+    for store in (cache, caches["ratelimit-fallback"]):
+        store.clear()
     yield
-    cache.clear()
+    for store in (cache, caches["ratelimit-fallback"]):
+        store.clear()
 
 
 @pytest.fixture

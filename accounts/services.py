@@ -330,6 +330,12 @@ def password_reset_request(*, email: str, ip_address: str | None) -> None:
     )
 
 
+def password_token_email(*, token: str) -> str | None:
+    """The email of the user a password token was issued to, also when it is used or expired
+    (the per-account rate limit of reset-password); None for a token never issued."""
+    return PasswordToken.objects.filter(token_hash=_hash_token(token)).values_list("user__email", flat=True).first()
+
+
 @transaction.atomic
 def password_reset_confirm(*, token: str, new_password: str, ip_address: str | None) -> User:
     invalid = ValidationError({"token": "The link is invalid, expired or already used"})

@@ -23,6 +23,7 @@ from accounts.serializers import (
     SessionSerializer,
     TokenPairSerializer,
 )
+from logfleet.api import ratelimit
 from logfleet.api.client import client_ip
 from logfleet.api.fields import UTCDateTimeField
 from logfleet.api.permissions import AdminOnly, AdminWrites, IsOrganizationUser
@@ -42,7 +43,12 @@ def _session_body(user, pair) -> dict:
 
 
 class PublicAuthView(BaseAPIView):
-    """The anonymous authentication endpoints: no token needed, limited per client IP."""
+    """The anonymous authentication endpoints: no token needed, limited per client IP.
+
+    Login, forgot-password and reset-password are also limited per target account
+    (logfleet.api.ratelimit.enforce_account), counted once the body is valid, before the
+    account is looked up: the answers are the same whether or not the account exists.
+    """
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -66,6 +72,7 @@ class RegisterView(PublicAuthView):
 class LoginView(PublicAuthView):
     def post(self, request):
         data = validated_body(LoginSerializer, request)
+        ratelimit.enforce_account(request, data["email"])
         user, pair = services.user_login(email=data["email"], password=data["password"], ip_address=client_ip(request))
         return Response(_session_body(user, pair))
 
@@ -81,6 +88,7 @@ class RefreshView(PublicAuthView):
 class ForgotPasswordView(PublicAuthView):
     def post(self, request):
         data = validated_body(ForgotPasswordSerializer, request)
+        ratelimit.enforce_account(request, data["email"])
         services.password_reset_request(email=data["email"], ip_address=client_ip(request))
         return Response(
             {"message": "If an account exists for this email, a reset link has been sent."},
@@ -92,6 +100,7 @@ class ForgotPasswordView(PublicAuthView):
 class ResetPasswordView(PublicAuthView):
     def post(self, request):
         data = validated_body(ResetPasswordSerializer, request)
+        ratelimit.enforce_account(request, services.password_token_email(token=data["token"]))
         services.password_reset_confirm(
             token=data["token"], new_password=data["new_password"], ip_address=client_ip(request)
         )

@@ -38,28 +38,61 @@ from streaming import services as stream_services
 AGENT_NOT_FOUND = "No such agent in the organization of this API key"
 
 
+def _as_uuid(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 class EdgeView(BaseAPIView):
+    """An endpoint of the Edge API.
+
+    Rate limit (API.md section 1): only requests whose key authenticated are counted. A request
+    for an agent of the key's organization counts in the bucket of that key and agent; any other
+    (`/edge/register`, an agent of another organization, a missing agent, a malformed id) in the
+    key's own bucket. So nobody can spend an agent's limit without a key of its organization, and
+    a key cannot escape its limit by naming agents that are not its own. A request without a key,
+    or with a malformed, unknown, expired or revoked one, is refused 401 before any counter: a
+    missing or malformed key costs no I/O at all, an unknown well-formed one the read of its
+    key records (one indexed query, then cached like every key record).
+    """
+
     authentication_classes = [APIKeyAuthentication]
     rate_group = "edge"
 
     def dispatch(self, request, *args, **kwargs):
+        record = apikey_services.record_cache_key(request.META.get(APIKeyAuthentication.header, "").strip())
+        if record is None:  # no key, or not one of ours: refused without a cache read
+            return super().dispatch(request, *args, **kwargs)
         # What an edge request reads from the shared cache (the key's records and, for an agent's
         # URL, its identity and stream instructions) in one round trip instead of one each.
-        records = [apikey_services.record_cache_key(request.META.get(APIKeyAuthentication.header, "").strip())]
-        agent_id = kwargs.get("agent_id")
+        records = [record]
+        agent_id = self.url_agent_id(request, kwargs)
         if agent_id is not None:
             records += [heartbeats.identity_key(agent_id), stream_services.instructions_key(agent_id)]
-        with shared_cache.prefetched(*filter(None, records)):
+        with shared_cache.prefetched(*records):
             return super().dispatch(request, *args, **kwargs)
 
+    def url_agent_id(self, request, kwargs) -> uuid.UUID | None:
+        """The agent named by the URL (path or query string), known before the request is parsed."""
+        return kwargs.get("agent_id")
+
+    def rate_agent_id(self, request) -> uuid.UUID | None:
+        """The agent the request is for, as far as it can be told before the view runs."""
+        return self.url_agent_id(request, self.kwargs)
+
     def get_rate_key(self, request):
-        """Per agent (API.md section 1); per key when the request names no agent."""
-        agent_id = self.kwargs.get("agent_id")
-        if agent_id is None and isinstance(request.data, dict):
-            agent_id = request.data.get("agent_id")
+        principal = request.auth
+        if not isinstance(principal, apikey_services.KeyPrincipal):
+            return None  # no key: the permission check answers 401, nothing is counted
+        agent_id = self.rate_agent_id(request)
         if agent_id is not None:
-            return f"agent:{str(agent_id)[:64]}"
-        return super().get_rate_key(request)
+            # Read from the request's prefetch (or the shared cache), as the heartbeat itself does.
+            identity = heartbeats.agent_identity(agent_id)
+            if identity is not None and identity.organization_id == principal.organization_id:
+                return f"{principal.rate_key}:agent:{agent_id}"
+        return principal.rate_key
 
 
 @extend_schema(
@@ -128,6 +161,10 @@ class HeartbeatView(EdgeView):
 class CompatHeartbeatView(EdgeView):
     permission_classes = [requires_key_permission("edge:heartbeat")]
 
+    def rate_agent_id(self, request):
+        data = request.data
+        return _as_uuid(data.get("agent_id")) if isinstance(data, dict) else None
+
     def post(self, request):
         fields = heartbeat.parse(request.data, with_agent_id=True)
         return _acknowledge(request, fields["agent_id"], fields)
@@ -177,9 +214,8 @@ class SyncConfigView(EdgeView):
 class CompatSyncConfigView(EdgeView):
     permission_classes = [requires_key_permission("edge:metrics")]
 
-    def get_rate_key(self, request):
-        agent_id = request.query_params.get("agent_id")
-        return f"agent:{agent_id[:64]}" if agent_id else super().get_rate_key(request)
+    def url_agent_id(self, request, kwargs):
+        return _as_uuid(request.GET.get("agent_id"))
 
     def get(self, request):
         errors: dict = {}

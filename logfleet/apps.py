@@ -15,4 +15,4 @@ class LogfleetConfig(AppConfig):
 
     def ready(self):
         connection_created.connect(_sqlite_pragmas, dispatch_uid="logfleet-sqlite-pragmas")
-        from logfleet import checks  # noqa: F401 (registers the deployment checks)
+        from logfleet import checks  # noqa: F401 (registers the system checks)

@@ -17,7 +17,10 @@ from django.conf import settings  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
+from logfleet import checks  # noqa: E402
 from logfleet.api.body_limit import BodyLimitMiddleware  # noqa: E402
+
+checks.log_at_start()
 
 
 class SyncChainASGIHandler(ASGIHandler):

@@ -177,7 +177,7 @@ HTTP_WORKER_THREADS = env_int("HTTP_WORKER_THREADS", 8, minimum=1, maximum=256)
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "logfleet.admin_apps.LogFleetAdminConfig",  # django.contrib.admin, its login rate limited
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -268,6 +268,14 @@ else:
         "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 100, "expiry": 60}}
     }
 
+# The per-process counters of the Authentication group while the shared cache is unreachable
+# (logfleet.api.ratelimit): login stays limited during a Redis outage.
+CACHES["ratelimit-fallback"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "logfleet-ratelimit-fallback",
+    "OPTIONS": {"MAX_ENTRIES": 100_000},
+}
+
 # --- authentication ------------------------------------------------------------------------
 
 AUTH_USER_MODEL = "accounts.User"
@@ -355,8 +363,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_EDGE_PUSH_BODY_BYTES
 
 # --- rate limits (API.md section 1) --------------------------------------------------------
 
+_RATE_AUTH = env_rate("LOGFLEET_RATE_AUTH", "10/m")
 RATE_LIMITS = {
-    "auth": env_rate("LOGFLEET_RATE_AUTH", "10/m"),
+    "auth": _RATE_AUTH,
+    # Logins, forgot-password and reset-password per target account (from any address), on top of
+    # the per-IP limit of the group above; by default the same rate.
+    "auth_account": env_rate("LOGFLEET_RATE_AUTH_ACCOUNT", _RATE_AUTH),
     "dashboard": env_rate("LOGFLEET_RATE_DASHBOARD", "60/m"),
     "agents": env_rate("LOGFLEET_RATE_AGENTS", "100/m"),
     "edge": env_rate("LOGFLEET_RATE_EDGE", "1000/m"),

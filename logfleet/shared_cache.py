@@ -22,7 +22,8 @@ _prefetched: contextvars.ContextVar[dict | None] = contextvars.ContextVar("share
 
 @contextmanager
 def prefetched(*keys: str):
-    """Read `keys` in one round trip; `read_through` of one of them inside the block uses it.
+    """Read `keys` in one round trip; `read_through` of one of them inside the block uses it, and
+    any key read through inside the block is read once (a write drops it from the block).
 
     For a hot path that reads several records of different owners (the heartbeat: the agent's
     identity and its stream instructions)."""
@@ -61,11 +62,16 @@ def read_through(key: str, load: Callable[[], object], ttl: int, *, written_by_c
             cache.add(key, value, ttl)
         except Exception:
             logger.debug("could not cache %s", key, exc_info=True)
+    if memo is not None:  # a second read in the same prefetched block costs no round trip
+        memo[key] = value
     return value
 
 
 def refresh_after_commit(key: str, load: Callable[[], object] | None, ttl: int) -> None:
     """Drop `key` now; after the commit write `load()` into it (or drop it again without `load`)."""
+    memo = _prefetched.get()
+    if memo is not None:
+        memo.pop(key, None)
     try:
         cache.delete(key)
     except Exception:

@@ -18,9 +18,7 @@ def run_agent(server_url: str, raw_key: str, tmp_path, timeout: float) -> subpro
     command += ["--state-dir", str(tmp_path / "state")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "LOGFLEET_API_KEY": raw_key}
     try:
-        return subprocess.run(
-            command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=timeout
-        )
+        return subprocess.run(command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         return (exc.stdout or b"").decode() + (exc.stderr or b"").decode()
 

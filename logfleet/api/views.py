@@ -6,10 +6,10 @@ and every response of a limited group carries the X-RateLimit-* headers.
 """
 
 from rest_framework import viewsets
+from rest_framework.exceptions import APIException
 from rest_framework.views import APIView
 
 from logfleet.api import ratelimit
-from logfleet.api.client import client_ip
 
 
 class RateLimitMixin:
@@ -26,14 +26,22 @@ class RateLimitMixin:
         if request.auth is not None and hasattr(request.auth, "rate_key"):
             return request.auth.rate_key
         if self.rate_limit_anonymous:
-            return f"ip:{client_ip(request)}"
+            return ratelimit.ip_key(request)
         return None
 
     def perform_authentication(self, request):
         super().perform_authentication(request)
         if self.rate_group is None:
             return
-        key = self.get_rate_key(request)
+        try:
+            key = self.get_rate_key(request)
+        except APIException:
+            # A request that cannot name its bucket (a body that does not parse) still counts, on
+            # the caller's own one, before it is answered.
+            key = RateLimitMixin.get_rate_key(self, request)
+            if key is not None:
+                ratelimit.enforce(request, group=self.rate_group, key=key)
+            raise
         if key is not None:
             ratelimit.enforce(request, group=self.rate_group, key=key)
 

@@ -217,6 +217,7 @@ def manage_py(*args: str, env: dict) -> subprocess.CompletedProcess:
     "variable, value",
     [
         ("LOGFLEET_RATE_EDGE", "abc"),
+        ("LOGFLEET_RATE_AUTH_ACCOUNT", "10 per minute"),
         ("DATABASE_URL", "mysql://nope"),
         ("DATABASE_URL", "postgres://host:notaport/db"),
         ("AGENT_OFFLINE_AFTER", "soon"),
@@ -313,8 +314,8 @@ def test_a_deployment_without_secret_key_does_not_start():
 def test_check_deploy_warns_while_email_is_only_printed():
     env = {"SECRET_KEY": "x" * 60, "PUBLIC_URL": "https://fleet.example.com"}
     printed = manage_py("check", "--deploy", env=env)
-    assert "logfleet.W001" in printed.stderr + printed.stdout
+    assert "logfleet.W002" in printed.stderr + printed.stdout
     delivered = manage_py(
         "check", "--deploy", env={**env, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"}
     )
-    assert "logfleet.W001" not in delivered.stderr + delivered.stdout
+    assert "logfleet.W002" not in delivered.stderr + delivered.stdout

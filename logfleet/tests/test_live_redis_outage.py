@@ -1,7 +1,8 @@
 """Redis stopped under a running server (its own Redis on its own port, so nothing else is disturbed).
 
-HTTP endpoints that do not need Redis keep working; rate limits fail open (logged); readiness
-reports Redis; streaming answers 503 while the channel layer is down and recovers when it returns.
+HTTP endpoints that do not need Redis keep working; rate limits fail open (logged), except
+login's, which the server process counts itself meanwhile; readiness reports Redis; streaming
+answers 503 while the channel layer is down and recovers when it returns.
 """
 
 import shutil
@@ -25,6 +26,13 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server to start a private Redis"),
 ]
+
+
+AUTH_LIMIT = 3
+
+
+def login(base_url: str) -> int:
+    return http_json(f"{base_url}/api/v1/auth/login", {"email": "nobody@example.com", "password": "x"})[0]
 
 
 class PrivateRedis:
@@ -59,7 +67,10 @@ def test_a_redis_outage_degrades_cleanly_and_recovers(org):
     key = {"X-API-Key": make_key(org)[1]}
     port = free_port()
     redis = PrivateRedis(port)
-    server = LiveServer({"REDIS_URL": f"redis://127.0.0.1:{port}/0"}, redis=False)
+    # A low Authentication limit, reached in a few requests (hourly: the test cannot straddle the end
+    # of a window in practice).
+    env = {"REDIS_URL": f"redis://127.0.0.1:{port}/0", "LOGFLEET_RATE_AUTH": f"{AUTH_LIMIT}/h"}
+    server = LiveServer(env, redis=False)
     try:
         assert http_json(f"{server.url}/readyz")[0] == 200
         status, started = http_json(f"{server.url}/api/v1/stream/start", {"agent_id": str(agent.pk)}, bearer)
@@ -71,6 +82,9 @@ def test_a_redis_outage_degrades_cleanly_and_recovers(org):
         assert http_json(f"{server.url}/healthz")[0] == 200
         status, me = http_json(f"{server.url}/api/v1/auth/me", headers=bearer)  # rate limit fails open
         assert status == 200, me
+        # Login does not: without the shared counters the process counts the attempts itself.
+        logins = [login(server.url) for _ in range(AUTH_LIMIT + 2)]
+        assert logins == [401] * AUTH_LIMIT + [429, 429], logins
         status, beat = http_json(f"{server.url}/api/v1/edge/agents/{agent.pk}/heartbeat", {"status": "online"}, key)
         assert status == 200, beat  # key records and agent identities come from the database
         status, pushed = http_json(
@@ -93,8 +107,10 @@ def test_a_redis_outage_degrades_cleanly_and_recovers(org):
             key,
         )
         assert status == 202, pushed
+        assert login(server.url) == 401  # counted in Redis again, where this window had no attempt
         output = server.output(full=True)  # expected warnings carry tracebacks; no request failed as a bug
         assert "unhandled error" not in output and '" 500 ' not in output
+        assert "logfleet.W001" in output  # REDIS_URL without TRUSTED_PROXY_COUNT: logged at start
     finally:
         server.stop()
         redis.stop()

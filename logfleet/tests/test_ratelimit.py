@@ -1,8 +1,12 @@
 """API.md section 1: groups, keys, headers and 429."""
 
+import re
+import subprocess
+import sys
 import time
 
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
@@ -13,6 +17,7 @@ pytestmark = pytest.mark.django_db
 
 LOGIN = "/api/v1/auth/login"
 FORGOT = "/api/v1/auth/forgot-password"
+RESET = "/api/v1/auth/reset-password"
 
 
 @pytest.fixture
@@ -107,12 +112,130 @@ def test_endpoints_outside_the_groups_are_not_limited(limits):
         assert r.status_code == 200 and "X-RateLimit-Limit" not in r
 
 
-def test_a_counter_store_outage_lets_requests_through(limits, monkeypatch):
+@pytest.fixture
+def store_down(monkeypatch):
+    """The shared counter store (Redis in production) refuses every call."""
+
     def down(*args, **kwargs):
         raise ConnectionError("cache down")
 
     monkeypatch.setattr("logfleet.api.ratelimit.get_usage", down)
-    limits(auth="1/m")
+
+
+def test_a_counter_store_outage_lets_the_other_groups_through(limits, store_down, org):
+    limits(dashboard="1/m")
+    client = client_for(UserFactory(organization=org))
     for _ in range(3):
+        r = client.get("/api/v1/auth/me")
+        assert r.status_code == 200 and "X-RateLimit-Limit" not in r
+
+
+def test_login_stays_limited_in_each_process_while_the_counter_store_is_down(limits, store_down):
+    limits(auth="2/h")
+    for _ in range(2):
         r = bad_login(APIClient())
-        assert r.status_code == 401 and "X-RateLimit-Limit" not in r
+        assert r.status_code == 401 and r["X-RateLimit-Limit"] == "2"
+    assert_error(bad_login(APIClient()), 429, "rate_limited")
+    assert bad_login(APIClient(), REMOTE_ADDR="10.0.0.9").status_code == 401  # still per client IP
+
+
+def test_the_per_account_limit_also_holds_while_the_counter_store_is_down(limits, store_down):
+    limits(auth_account="1/h")
+    assert bad_login(APIClient(), REMOTE_ADDR="10.0.0.1").status_code == 401
+    assert_error(bad_login(APIClient(), REMOTE_ADDR="10.0.0.2"), 429, "rate_limited")
+
+
+# --- per target account: login, forgot-password, reset-password ---------------------------
+# Hourly limits in these tests: a few requests cannot straddle a window's end in practice.
+
+
+def login_as(email, ip, password="wrong-password"):
+    return APIClient().post(LOGIN, {"email": email, "password": password}, format="json", REMOTE_ADDR=ip)
+
+
+def test_login_is_limited_per_account_whatever_the_address(limits, org):
+    limits(auth_account="2/h")
+    user = UserFactory(organization=org, email="alice@example.com")
+    assert login_as("alice@example.com", "10.0.0.1").status_code == 401
+    assert login_as("ALICE@example.com ", "10.0.0.2").status_code == 401  # the same account
+    refused = login_as("alice@example.com", "10.0.0.3", password="correct-Passw0rd")
+    assert_error(refused, 429, "rate_limited")
+    assert refused["X-RateLimit-Remaining"] == "0" and int(refused["Retry-After"]) >= 1
+    assert login_as("bob@example.com", "10.0.0.3").status_code == 401  # another account, same address
+    user.refresh_from_db()
+    assert user.last_login is None
+
+
+def test_the_per_account_limit_answers_alike_whether_or_not_the_account_exists(limits, org, mailoutbox):
+    limits(auth_account="2/h")
+    UserFactory(organization=org, email="known@example.com")
+    answers = {}
+    for n, email in enumerate(("known@example.com", "unknown@example.com")):
+        seen = []
+        for i, path in enumerate([LOGIN, LOGIN, LOGIN, FORGOT]):
+            r = APIClient().post(path, {"email": email, "password": "x"}, format="json", REMOTE_ADDR=f"10.1.{n}.{i}")
+            body = r.json()
+            body.get("details", {}).pop("retry_after", None)  # the window's end differs per bucket
+            seen.append((r.status_code, body, r["X-RateLimit-Limit"], r["X-RateLimit-Remaining"]))
+        answers[email] = seen
+    assert answers["known@example.com"] == answers["unknown@example.com"]
+    assert [status for status, *_ in answers["known@example.com"]] == [401, 401, 429, 429]
+    assert mailoutbox == []
+
+
+def test_forgot_password_is_limited_per_account(limits, org, mailoutbox):
+    limits(auth_account="2/h")
+    UserFactory(organization=org, email="alice@example.com")
+    statuses = [
+        APIClient().post(FORGOT, {"email": "alice@example.com"}, format="json", REMOTE_ADDR=f"10.2.0.{i}").status_code
+        for i in range(4)
+    ]
+    assert statuses == [202, 202, 429, 429]
+    assert len(mailoutbox) == 2
+
+
+def test_reset_password_is_limited_per_user_of_the_token(limits, org, mailoutbox):
+    limits(auth_account="3/h")
+    UserFactory(organization=org, email="alice@example.com")
+    for i in range(2):  # two links, asked for from two addresses: two of alice's three requests
+        APIClient().post(FORGOT, {"email": "alice@example.com"}, format="json", REMOTE_ADDR=f"10.3.0.{i}")
+    tokens = [re.search(r"token=(\S+)", message.body).group(1) for message in mailoutbox]
+
+    def reset(token, ip):
+        body = {"token": token, "new_password": "short"}  # refused (400): the token stays valid
+        return APIClient().post(RESET, body, format="json", REMOTE_ADDR=ip)
+
+    assert_error(reset(tokens[0], "10.3.1.1"), 400, "validation_error")
+    assert_error(reset(tokens[1], "10.3.1.2"), 429, "rate_limited")
+    assert_error(reset("never-issued", "10.3.1.3"), 400, "validation_error")  # no account: per IP only
+
+
+# --- the deployment check -------------------------------------------------------------------
+
+# `make lint`'s production-like environment.
+LINT_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "SECRET_KEY": "ci-only-" + "x" * 56,
+    "PUBLIC_URL": "https://logfleet.example.com",
+    "ALLOWED_HOSTS": "logfleet.example.com",
+}
+
+
+def deploy_check(**env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR,
+        env={**LINT_ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_deploy_check_warns_when_several_processes_trust_no_proxy():
+    shared = deploy_check(REDIS_URL="redis://127.0.0.1:6379/0")
+    assert shared.returncode != 0 and "logfleet.W001" in shared.stderr, shared.stderr
+    proxied = deploy_check(REDIS_URL="redis://127.0.0.1:6379/0", TRUSTED_PROXY_COUNT="1")
+    assert proxied.returncode == 0, proxied.stderr
+    single = deploy_check()  # make lint: no REDIS_URL
+    assert single.returncode == 0, single.stderr
