@@ -1,4 +1,5 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.services import session_authenticate
@@ -17,7 +18,8 @@ class SessionJWTAuthentication(JWTAuthentication):
             return None
         raw_token = self.get_raw_token(header)
         if raw_token is None:
-            return None
+            # A token without its scheme (`Authorization: eyJ...`) is not "no credentials".
+            raise AuthenticationFailed("The Authorization header must be 'Bearer <access token>'")
         return session_authenticate(raw_token.decode() if isinstance(raw_token, bytes) else raw_token)
 
 

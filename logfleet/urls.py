@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("edge.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("docs/", RedirectView.as_view(pattern_name="docs", permanent=True)),
 ]
 
 urlpatterns = [

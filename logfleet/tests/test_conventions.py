@@ -319,3 +319,19 @@ def test_check_deploy_warns_while_email_is_only_printed():
         "check", "--deploy", env={**env, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"}
     )
     assert "logfleet.W002" not in delivered.stderr + delivered.stdout
+
+
+def test_docs_with_a_trailing_slash_lead_to_the_docs(api_client):
+    r = api_client.get("/api/v1/docs/")
+    assert r.status_code == 301 and r["Location"] == "/api/v1/docs"
+
+
+def test_swagger_groups_start_with_auth(api_client):
+    schema = yaml.safe_load(api_client.get("/api/v1/schema").content)
+    assert [tag["name"] for tag in schema["tags"]][:3] == ["auth", "organization", "agents"]
+
+
+def test_a_token_without_its_scheme_is_told_what_the_header_must_be(admin_client):
+    token = admin_client.tokens.token
+    r = APIClient().get("/api/v1/auth/me", HTTP_AUTHORIZATION=token)
+    assert "Bearer" in assert_error(r, 401, "not_authenticated")["message"]
