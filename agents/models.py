@@ -20,6 +20,10 @@ class ConfigState(models.TextChoices):
     FAILED = "failed"
 
 
+# What the agent says of each log source in its heartbeat.
+SOURCE_STATES = ("reading", "missing", "permission_denied", "error")
+
+
 class ConfigStatus(models.TextChoices):
     IN_SYNC = "in_sync"
     PENDING = "pending"
@@ -77,6 +81,8 @@ class Agent(models.Model):
     config_report_hash = models.CharField(max_length=64, blank=True, default="")
     config_report_state = models.CharField(max_length=16, choices=ConfigState.choices, blank=True, default="")
     config_errors = models.JSONField(default=list, blank=True)
+    # Each log source as the agent last reported it: {name, path, state, lines, bytes, error?}.
+    source_states = models.JSONField(default=list, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -3,7 +3,7 @@ import re
 from rest_framework import serializers
 
 from agents import config as agent_config
-from agents.models import Agent, AgentStatus, ConfigStatus
+from agents.models import SOURCE_STATES, Agent, AgentStatus, ConfigStatus
 
 MAX_LABELS = 32
 LABEL_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.-]{0,62}\Z")
@@ -33,6 +33,15 @@ class LabelsField(serializers.JSONField):
         return validate_labels(value)
 
 
+class SourceStateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    path = serializers.CharField()
+    state = serializers.ChoiceField(choices=SOURCE_STATES, help_text="reading, or why the file is not being read")
+    lines = serializers.IntegerField(help_text="lines read since the agent started")
+    bytes = serializers.IntegerField(help_text="bytes read since the agent started")
+    error = serializers.CharField(required=False)
+
+
 class AgentSerializer(serializers.ModelSerializer):
     status = serializers.ChoiceField(choices=AgentStatus.choices, read_only=True)
     config_status = serializers.ChoiceField(choices=ConfigStatus.choices, read_only=True)
@@ -40,6 +49,7 @@ class AgentSerializer(serializers.ModelSerializer):
     reported_status = serializers.ChoiceField(choices=AgentStatus.choices, read_only=True, allow_null=True)
     system_metrics = serializers.DictField(read_only=True)
     applied_config_hash = serializers.CharField(read_only=True, allow_null=True)
+    sources = SourceStateSerializer(source="source_states", many=True, read_only=True)
 
     class Meta:
         model = Agent
@@ -60,6 +70,7 @@ class AgentSerializer(serializers.ModelSerializer):
             "config_hash",
             "applied_config_hash",
             "config_status",
+            "sources",
             "registered_at",
             "created_at",
             "updated_at",

@@ -212,6 +212,7 @@ def agent_heartbeat(
     version: str | None = None,
     system_metrics: dict | None = None,
     config_report: dict | None = None,
+    sources: list | None = None,
 ) -> str | None:
     """Acknowledge a heartbeat: the agent's current config hash, or None when it is not an agent
     of the organization. It is committed before this returns, in a transaction shared with the
@@ -230,6 +231,8 @@ def agent_heartbeat(
         values["version"] = version
     if system_metrics is not None:
         values["system_metrics"] = system_metrics
+    if sources is not None:
+        values["source_states"] = sources
     if config_report is not None:
         values["config_report_hash"] = config_report["hash"]
         values["config_report_state"] = config_report["state"]

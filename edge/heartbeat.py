@@ -10,13 +10,15 @@ import uuid
 
 from rest_framework.exceptions import ValidationError
 
-from agents.models import AgentStatus, ConfigState
+from agents.models import SOURCE_STATES, AgentStatus, ConfigState
 
 STATUSES = frozenset(AgentStatus.values)
 STATES = frozenset(ConfigState.values)
 MAX_METRICS_BYTES = 16 * 1024
 MAX_METRICS_DEPTH = 3
 MAX_CONFIG_ERRORS = 100
+MAX_SOURCES = 100
+MAX_COUNT = 2**62
 
 
 def _string(value, field: str, max_length: int, errors: dict, *, required: bool = False) -> str | None:
@@ -99,9 +101,48 @@ def parse(data, *, with_agent_id: bool = False) -> dict:
     if report is not None:
         result["config_report"] = _parse_report(report, errors)
 
+    sources = data.get("sources")
+    result["sources"] = None if sources is None else _parse_sources(sources, errors)
+
     if errors:
         raise ValidationError(errors)
     return result
+
+
+def _count(value, field: str, errors: dict) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNT:
+        errors[field] = f"must be an integer from 0 to {MAX_COUNT}"
+        return 0
+    return value
+
+
+def _parse_sources(sources, errors: dict) -> list | None:
+    if not isinstance(sources, list):
+        errors["sources"] = "must be a list"
+        return None
+    if len(sources) > MAX_SOURCES:
+        errors["sources"] = f"at most {MAX_SOURCES} sources"
+        return None
+    clean = []
+    for index, item in enumerate(sources):
+        prefix = f"sources.{index}"
+        if not isinstance(item, dict):
+            errors[prefix] = "must be an object"
+            continue
+        state = item.get("state")
+        if not isinstance(state, str) or state not in SOURCE_STATES:
+            errors[f"{prefix}.state"] = f"must be one of {', '.join(SOURCE_STATES)}"
+        entry = {
+            "name": _string(item.get("name"), f"{prefix}.name", 64, errors, required=True),
+            "path": _string(item.get("path"), f"{prefix}.path", 4096, errors, required=True),
+            "state": state,
+            "lines": _count(item.get("lines", 0), f"{prefix}.lines", errors),
+            "bytes": _count(item.get("bytes", 0), f"{prefix}.bytes", errors),
+        }
+        if item.get("error") is not None:
+            entry["error"] = _string(item.get("error"), f"{prefix}.error", 1024, errors)
+        clean.append(entry)
+    return clean
 
 
 def _parse_report(report, errors: dict) -> dict | None:

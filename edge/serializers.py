@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from agents.models import AgentStatus
-from agents.serializers import LabelsField
+from agents.serializers import LabelsField, SourceStateSerializer
 from metrics.models import MetricType
 
 
@@ -32,6 +32,7 @@ class HeartbeatSerializer(serializers.Serializer):
     version = serializers.CharField(required=False, max_length=64)
     metrics = serializers.DictField(required=False, help_text="Host metrics (cpu, memory, disk, ...), ≤ 16 KiB")
     config_status = ConfigReportSerializer(required=False)
+    sources = SourceStateSerializer(many=True, required=False, help_text="each log source's state (≤ 100)")
 
 
 class CompatHeartbeatSerializer(HeartbeatSerializer):

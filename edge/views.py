@@ -126,6 +126,7 @@ def _acknowledge(request, agent_id: uuid.UUID, fields: dict) -> Response:
         version=fields["version"],
         system_metrics=fields["metrics"],
         config_report=fields["config_report"],
+        sources=fields["sources"],
     )
     if config_hash is None:
         raise NotFound(AGENT_NOT_FOUND)

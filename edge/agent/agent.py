@@ -253,7 +253,12 @@ class Agent:
     # --- heartbeat and streams -----------------------------------------------------------
 
     def _heartbeat(self) -> None:
-        body = {"status": "online", "version": VERSION, "metrics": host_metrics()}
+        body = {
+            "status": "online",
+            "version": VERSION,
+            "metrics": host_metrics(),
+            "sources": [tailer.report() for tailer in self.tailers.values()],
+        }
         if self.config_report is not None:
             body["config_status"] = self.config_report
         try:

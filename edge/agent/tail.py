@@ -41,14 +41,42 @@ class FileTailer:
         self.handle = None
         self.inode = None
         self.partial = b""
+        # What the heartbeat reports: reading, missing, permission_denied or error, and how much.
+        self.state, self.error = "missing", None
+        self.lines_read = self.bytes_read = 0
         self._open(first=True)
+
+    def report(self) -> dict:
+        report = {"name": self.source, "path": self.path, "state": self.state}
+        report.update(lines=self.lines_read, bytes=self.bytes_read)
+        if self.error:
+            report["error"] = self.error
+        return report
+
+    def _set_state(self, state: str, error: str | None = None) -> None:
+        if state != self.state or error != self.error:
+            if state == "reading":
+                logger.info("reading %s (%s)", self.path, self.source)
+            else:
+                logger.warning("cannot read %s (%s): %s", self.path, self.source, error or state)
+        self.state, self.error = state, error
 
     def _open(self, first: bool = False) -> None:
         try:
             handle = open(self.path, "rb")  # noqa: SIM115 (kept open while tailing)
-        except OSError:
+        except FileNotFoundError:
             self.handle = None
+            self._set_state("missing", "no such file")
             return
+        except PermissionError:
+            self.handle = None
+            self._set_state("permission_denied", "permission denied")
+            return
+        except OSError as exc:
+            self.handle = None
+            self._set_state("error", str(exc)[:200])
+            return
+        self._set_state("reading")
         stat = os.fstat(handle.fileno())
         saved = self.offsets.get(self.source) if first else None
         if saved and saved.get("inode") == stat.st_ino and saved.get("offset", 0) <= stat.st_size:
@@ -84,13 +112,16 @@ class FileTailer:
     def _drain(self) -> list[str]:
         if self.handle is None:
             return []
-        data = self.partial + self.handle.read()
+        chunk = self.handle.read()
+        self.bytes_read += len(chunk)
+        data = self.partial + chunk
         if not data:
             return []
         *complete, self.partial = data.split(b"\n")
         if len(self.partial) > MAX_LINE:
             complete.append(self.partial)
             self.partial = b""
+        self.lines_read += len(complete)
         return [line.rstrip(b"\r").decode("utf-8", errors="replace") for line in complete]
 
     def remember(self) -> None:

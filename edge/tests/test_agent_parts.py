@@ -234,3 +234,26 @@ def test_a_local_interval_wins_over_the_servers_and_the_log_says_which_applies(t
     }
     unset._sync()
     assert unset.metrics_interval == 120
+
+
+def test_a_tailer_reports_a_missing_file_then_what_it_reads(tmp_path, caplog):
+    log = tmp_path / "app.log"
+    tailer = FileTailer("app", str(log), OffsetStore(tmp_path / "offsets.json"))
+    assert tailer.report() == {
+        "name": "app",
+        "path": str(log),
+        "state": "missing",
+        "lines": 0,
+        "bytes": 0,
+        "error": "no such file",
+    }
+    assert "cannot read" in caplog.text  # a missing file is not silent
+    write(log, "one", "two")
+    assert tailer.read_lines() == ["one", "two"]
+    assert tailer.report() == {"name": "app", "path": str(log), "state": "reading", "lines": 2, "bytes": 8}
+
+
+def test_a_directory_in_place_of_a_file_is_an_error_state(tmp_path):
+    (tmp_path / "app.log").mkdir()
+    tailer = FileTailer("app", str(tmp_path / "app.log"), OffsetStore(tmp_path / "offsets.json"))
+    assert tailer.report()["state"] == "error"

@@ -344,3 +344,41 @@ def test_a_deleted_agents_heartbeat_is_404_even_after_it_was_cached(edge_client,
     assert edge_client.post(heartbeat_url(agent.pk), {"status": "online"}, format="json").status_code == 200
     assert member_client.delete(f"/api/v1/agents/{agent.pk}").status_code == 204
     assert_error(edge_client.post(heartbeat_url(agent.pk), {"status": "online"}, format="json"), 404)
+
+
+def test_the_heartbeat_reports_each_sources_state_and_the_agent_shows_it(edge_client, member_client, org):
+    agent = AgentFactory(organization=org)
+    sources = [
+        {"name": "nginx", "path": "/var/log/nginx/access.log", "state": "reading", "lines": 120, "bytes": 9000},
+        {
+            "name": "app",
+            "path": "/var/log/app.log",
+            "state": "missing",
+            "lines": 0,
+            "bytes": 0,
+            "error": "no such file",
+        },
+    ]
+    r = edge_client.post(heartbeat_url(agent.pk), {"status": "online", "sources": sources}, format="json")
+    assert r.status_code == 200, r.json()
+    shown = member_client.get(f"/api/v1/agents/{agent.pk}").json()["sources"]
+    assert shown == sources
+    assert member_client.get("/api/v1/agents").json()["items"][0]["sources"][1]["state"] == "missing"
+
+
+@pytest.mark.parametrize(
+    "sources, field",
+    [
+        ("nginx", "sources"),
+        ([{"name": "a", "path": "/x", "state": "sleeping"}], "sources.0.state"),
+        ([{"path": "/x", "state": "reading"}], "sources.0.name"),
+        ([{"name": "a", "path": "/x", "state": "reading", "lines": -1}], "sources.0.lines"),
+        ([{"name": "a", "path": "/x", "state": "reading", "bytes": 2**70}], "sources.0.bytes"),
+        ([{"name": "a" * 65, "path": "/x", "state": "reading"}], "sources.0.name"),
+        ([{"name": "a", "path": "/x", "state": "reading"}] * 101, "sources"),
+    ],
+)
+def test_bad_source_reports_are_refused_naming_the_field(edge_client, org, sources, field):
+    agent = AgentFactory(organization=org)
+    r = edge_client.post(heartbeat_url(agent.pk), {"status": "online", "sources": sources}, format="json")
+    assert field in assert_error(r, 400)["details"]
