@@ -98,7 +98,28 @@ def run_query(query: Query) -> dict:
         labels = {key: ("" if value is None else str(value)) for key, value in zip(query.group_by, group, strict=True)}
         result_series.append({"labels": labels, "points": sorted(points)})
     result_series.sort(key=lambda item: sorted(item["labels"].items()))
-    return {"name": query.name, "type": kind, "step": query.step, "agg": query.agg, "series": result_series}
+    return {
+        "name": query.name,
+        "type": kind,
+        "step": query.step,
+        "agg": query.agg,
+        "series": result_series,
+        "warnings": _warnings(query, series, kind),
+    }
+
+
+def _warnings(query: Query, series, kind: str | None) -> list[str]:
+    """Why an answer may be empty or flat where a person expected something."""
+    if kind is None:
+        exists = Series.objects.filter(organization_id=query.organization_id, name=query.name).exists()
+        if not exists:
+            return [f"no metric named {query.name} in this organization (GET /api/v1/metrics/names lists them)"]
+        return ["no series of this metric matches the agent_id and label filters"]
+    warnings = []
+    for key in query.group_by:
+        if key != "agent_id" and not series.filter(**{"labels__has_key": key}).exists():
+            warnings.append(f"no series of {query.name} has the label {key}: every point is grouped under {key}=\"\"")
+    return warnings
 
 
 def _samples(query: Query, series, start: int, end: int):

@@ -187,6 +187,11 @@ class QueryResultSerializer(serializers.Serializer):
     step = serializers.IntegerField()
     agg = serializers.CharField()
     series = serializers.ListField(child=serializers.DictField(), help_text="[{labels{}, points: [[ts, value]]}]")
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="why the answer may be empty: an unknown metric name, filters no series matches, a group_by "
+        "label no series has",
+    )
 
 
 @extend_schema(

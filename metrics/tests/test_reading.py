@@ -132,9 +132,21 @@ def test_query_parameters_are_validated(viewer_client, params, field):
     assert field in assert_error(query(viewer_client, **params), 400, "validation_error")["details"]
 
 
-def test_an_unknown_metric_is_an_empty_result(viewer_client):
+def test_an_unknown_metric_is_an_empty_result_that_says_why(viewer_client):
     body = query(viewer_client, name="nothing").json()
     assert body["series"] == [] and body["type"] is None
+    assert ["no metric named nothing" in warning for warning in body["warnings"]] == [True]
+
+
+def test_filters_and_group_by_labels_that_match_nothing_say_so(push, agent, viewer_client, base):
+    push(agent, [sample("req", "counter", base + 5, 2, {"method": "GET"})])
+    window = {"name": "req", "start": base, "end": base + STEP}
+    assert query(viewer_client, **window, group_by="method").json()["warnings"] == []
+    grouped = query(viewer_client, **window, group_by="methd").json()
+    assert grouped["series"] == [{"labels": {"methd": ""}, "points": [[base, 2.0]]}]
+    assert ["has the label methd" in warning for warning in grouped["warnings"]] == [True]
+    filtered = query(viewer_client, **window, label="method:PUT").json()
+    assert filtered["series"] == [] and "filters" in filtered["warnings"][0]
 
 
 def test_names_and_series(push, two_agents, viewer_client):
