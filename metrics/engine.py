@@ -350,9 +350,10 @@ def label_value(captured: bytes | None) -> str:
     return text[:MAX_LABEL_VALUE_LENGTH].replace("\x00", "\ufffd")
 
 
-def match_line(rules, line: str | bytes, *, expired=None) -> list[Match]:
+def match_line(rules, line: str | bytes, *, expired=None, unmatched=None) -> list[Match]:
     """The matches of one line. A line over MAX_LINE_BYTES matches nothing (callers count it).
-    `expired()`, when given, is asked before each search; True raises DeadlineExceeded."""
+    `expired()`, when given, is asked before each search; True raises DeadlineExceeded.
+    `unmatched(rule, reason)`, when given, hears of a rule whose pattern matched but gave no sample."""
     data = line_bytes(line)
     if len(data) > MAX_LINE_BYTES:
         return []
@@ -370,13 +371,20 @@ def match_line(rules, line: str | bytes, *, expired=None) -> list[Match]:
         if rule.value_group is None:
             value = 1.0
         else:
+            captured = found.group(rule.value_group) or b""
             try:
-                value = float(found.group(rule.value_group) or b"")
+                value = float(captured)
             except ValueError:
-                continue  # a captured value that is not a number skips the line
+                # A captured value that is not a number skips the line.
+                if unmatched is not None:
+                    text = captured[:64].decode("utf-8", errors="replace")
+                    unmatched(rule, f"the value captured by group {rule.value_group}, {text!r}, is not a number")
+                continue
             if rule.transform is not None:
                 value = rule.transform(value)
             if not math.isfinite(value):
+                if unmatched is not None:
+                    unmatched(rule, "the value is not a finite number")
                 continue
         matches.append(Match(rule.name, rule.type, labels, value, rule.buckets))
     return matches

@@ -118,7 +118,7 @@ def _warnings(query: Query, series, kind: str | None) -> list[str]:
     warnings = []
     for key in query.group_by:
         if key != "agent_id" and not series.filter(**{"labels__has_key": key}).exists():
-            warnings.append(f"no series of {query.name} has the label {key}: every point is grouped under {key}=\"\"")
+            warnings.append(f'no series of {query.name} has the label {key}: every point is grouped under {key}=""')
     return warnings
 
 

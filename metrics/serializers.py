@@ -125,12 +125,20 @@ class RuleMatchSerializer(serializers.Serializer):
     value = serializers.FloatField()
 
 
+class UnmatchedRuleSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    reason = serializers.CharField()
+
+
 class LineResultSerializer(serializers.Serializer):
     line = serializers.CharField()
     matches = RuleMatchSerializer(many=True)
     skipped = serializers.BooleanField(
         help_text=f"true for a line over {engine.MAX_LINE_BYTES} bytes of UTF-8: agents do not match such lines "
         "(they count them in their log), so it has no matches"
+    )
+    unmatched = UnmatchedRuleSerializer(
+        many=True, help_text="rules whose pattern matched this line but gave no sample, and why"
     )
 
 

@@ -76,8 +76,13 @@ def rules_try(*, rules: list[engine.Rule], lines: list[str], timestamp: float) -
     complete = listing = True
     for line, data in zip(lines, encoded, strict=True):
         too_long = len(data) > engine.MAX_LINE_BYTES
+        unmatched: list[dict] = []
+
+        def explain(rule, reason, unmatched=unmatched):
+            unmatched.append({"metric": rule.name, "reason": reason})
+
         try:
-            matches = [] if too_long else engine.match_line(rules, data, expired=expired)
+            matches = [] if too_long else engine.match_line(rules, data, expired=expired, unmatched=explain)
         except engine.DeadlineExceeded:
             complete = False  # this line is left out whole: samples cover the lines processed
             break
@@ -95,6 +100,7 @@ def rules_try(*, rules: list[engine.Rule], lines: list[str], timestamp: float) -
                     {"metric": m.metric, "type": m.type, "labels": m.labels, "value": m.value} for m in matches
                 ],
                 "skipped": too_long,
+                "unmatched": unmatched,
             }
             size += _json_size(entry)
             if size > max_bytes:

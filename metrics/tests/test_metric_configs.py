@@ -239,7 +239,12 @@ def test_transforms_and_non_numeric_captures(member_client):
         ("latency_seconds", 0.25, {}),
         ("doubled", 500.0, {"kind": "fixed"}),
     ]
-    assert second["matches"] == []
+    assert second["matches"] == [] and first["unmatched"] == []
+    # The line matched both patterns, but "abc" is no number: the preview says so, per rule.
+    assert second["unmatched"] == [
+        {"metric": "latency_seconds", "reason": "the value captured by group 1, 'abc', is not a number"},
+        {"metric": "doubled", "reason": "the value captured by group 1, 'abc', is not a number"},
+    ]
 
 
 def test_rules_of_a_stored_config_can_be_tried(member_client, other_admin_client):
