@@ -1,4 +1,7 @@
+import json
+
 from django.contrib import admin
+from django.utils.html import format_html
 
 from metrics.models import MetricBatch, MetricConfig, Series
 
@@ -18,7 +21,7 @@ class MetricConfigAdmin(admin.ModelAdmin):
         "log_source",
         "enabled",
         "agent_selector",
-        "metrics",
+        "rules",
         "version",
         "hash",
         "created_by",
@@ -29,10 +32,14 @@ class MetricConfigAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    @admin.display(description="rules")
+    def rules(self, config):
+        return format_html("<pre>{}</pre>", json.dumps(config.metrics, indent=2, ensure_ascii=False))
+
 
 @admin.register(Series)
 class SeriesAdmin(admin.ModelAdmin):
-    list_display = ["name", "type", "agent", "organization", "last_sample_at", "created_at"]
+    list_display = ["name", "label_set", "type", "agent", "organization", "last_sample_at", "created_at"]
     list_filter = ["type"]
     list_select_related = ["agent", "organization"]
     search_fields = ["name", "agent__name", "organization__name"]
@@ -40,6 +47,11 @@ class SeriesAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="labels")
+    def label_set(self, series):
+        """What tells the series of one name apart."""
+        return ", ".join(f"{key}={value}" for key, value in sorted(series.labels.items())) or "(none)"
 
 
 @admin.register(MetricBatch)
