@@ -1,13 +1,16 @@
 """WebSockets: viewers of a session, and the agent's low-latency channel.
 
-Refusals are made by accepting and then closing with a code (4401, 4403, 4404, 4410, 4413), so a
-browser sees the reason. Group events: `session.ended`, `log.lines` (viewers); `agent.stream_start`,
-`agent.stream_stop` (agents).
+Refusals are made by accepting and then closing with a code (4401, 4403, 4404, 4410, 4413) and a
+short reason, so a browser sees why. Group events: `session.ended`, `log.lines` (viewers);
+`agent.stream_start`, `agent.stream_stop` (agents); `credential.ended`, `credential.check`,
+`credential.expires` (both: logfleet.realtime).
 """
 
 import asyncio
 import json
 import logging
+import random
+import time
 import uuid
 from urllib.parse import parse_qs
 
@@ -18,9 +21,10 @@ from django.http.request import validate_host
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 
-from accounts.services import session_authenticate
+from accounts.services import session_authenticate, session_standing
 from agents.models import Agent
 from apikeys import services as key_services
+from logfleet import realtime
 from streaming import services
 from streaming.models import OPEN_STATUSES, StreamSession
 
@@ -56,16 +60,16 @@ def origin_allowed(scope) -> bool:
 
 
 class RefusingConsumer(AsyncJsonWebsocketConsumer):
-    async def refuse(self, code: int):
+    async def refuse(self, code: int, reason: str):
         await self.accept()
-        await self.close(code=code)
+        await self.close(code=code, reason=reason)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         """A frame over 64 KiB closes the socket with 4413; a binary frame or text that is not JSON
         goes to `malformed_frame`; nothing a client sends fails the socket (1011)."""
         size = len(text_data.encode("utf-8")) if text_data is not None else len(bytes_data or b"")
         if size > MAX_FRAME_BYTES:
-            await self.close(code=Close.TOO_LARGE)
+            await self.close(code=Close.TOO_LARGE, reason="Frames are at most 64 KiB")
             return
         if text_data is None:
             await self.malformed_frame("frames are JSON text, not binary")
@@ -81,62 +85,189 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
         """Ignored unless a consumer answers it."""
 
 
+def _query_token(scope) -> str:
+    return parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+
+
 class TokenAuthMiddleware:
     """Authenticates `?token=<access token>` with the same rules as HTTP (an ended session, a
-    deactivated user or a changed password refuse it) and puts the user in `scope["user"]`."""
+    deactivated user or a changed password refuse it) and puts the user in `scope["user"]` and its
+    LogFleet session in `scope["auth_session"]`."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
-        scope = {**scope, "user": await _user_for_token(token)}
+        user, session = await _user_for_token(_query_token(scope))
+        scope = {**scope, "user": user, "auth_session": session}
         return await self.app(scope, receive, send)
 
 
 @database_sync_to_async
 def _user_for_token(token: str):
     if not token:
-        return None
+        return None, None
     try:
-        user, _session = session_authenticate(token)
+        return session_authenticate(token)
     except AuthenticationFailed:
-        return None
-    return user
+        return None, None
+
+
+class CredentialSocket(RefusingConsumer):
+    """A socket that holds a credential (a viewer's token, an agent's key) and closes with 4401 when it
+    ends: at once on a `credential.ended` event of its groups (logfleet.realtime), at the credential's
+    own expiry, and, for an event it missed, on a re-check every STREAM_SOCKET_RECHECK_SECONDS."""
+
+    async def standing(self) -> realtime.Standing:
+        raise NotImplementedError
+
+    def init_credential_watch(self):
+        self.joined: list[str] = []
+        self.closing = False
+        self.expires_at: float | None = None  # as the last check found it
+        self.announced_expiry: float | None = None  # as a `credential.expires` event said
+        self.check_now = False
+        self.wake = asyncio.Event()
+        self.watcher: asyncio.Task | None = None
+
+    async def join(self, *groups: str):
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined.append(group)
+
+    async def join_and_check(self, *groups: str) -> bool:
+        """Join the credential's groups, then check it: an end from now on sends an event here, and one
+        that happened before (even since the first check) is seen. Refuses with 4401 when it has ended."""
+        await self.join(*groups)
+        standing = await self.standing()
+        if standing.ended:
+            self.closing = True
+            await self.refuse(Close.UNAUTHENTICATED, standing.ended)
+            return False
+        self.expires_at = standing.expires_at
+        return True
+
+    def watch_credential(self):
+        self.watcher = asyncio.ensure_future(self._watch())
+
+    def _next_recheck(self) -> float:
+        # Spread over the interval, so that the sockets of one process do not all ask at once.
+        return time.monotonic() + settings.STREAM_SOCKET_RECHECK_SECONDS * random.uniform(0.5, 1.0)
+
+    async def _watch(self):
+        recheck_at = self._next_recheck()
+        while not self.closing:
+            if not self.check_now:
+                delay = recheck_at - time.monotonic()
+                expiries = [at for at in (self.expires_at, self.announced_expiry) if at is not None]
+                if expiries:
+                    delay = min(delay, min(expiries) - time.time() + 0.01)
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), max(0.0, delay))
+                    if not self.check_now:
+                        continue  # the expiry moved
+                except TimeoutError:
+                    pass
+            self.check_now = False
+            if time.monotonic() >= recheck_at:
+                recheck_at = self._next_recheck()
+                # Joining again is harmless and keeps the membership fresh: the Redis layer forgets
+                # group members after a day (its group_expiry), and agents stay connected for longer.
+                await self._rejoin()
+            try:
+                standing = await self.standing()
+            except Exception:  # the database is away: ask again at the next recheck
+                logger.warning("could not check the credential of a socket", exc_info=True)
+                continue
+            if standing.ended:
+                await self.end_for_credential(standing.ended)
+                return
+            self.expires_at = standing.expires_at
+
+    async def _rejoin(self):
+        try:
+            for group in self.joined:
+                await self.channel_layer.group_add(group, self.channel_name)
+        except Exception:
+            logger.warning("could not refresh the groups of a socket", exc_info=True)
+
+    async def end_for_credential(self, reason: str):
+        if self.closing:
+            return
+        self.closing = True
+        if self.watcher is not None and self.watcher is not asyncio.current_task():
+            self.watcher.cancel()
+        await self.stop_sending()
+        await self.close(code=Close.UNAUTHENTICATED, reason=reason)
+
+    async def stop_sending(self):
+        """Drop whatever was on its way to the client: nothing more goes out once the credential has ended."""
+
+    async def credential_ended(self, event):
+        await self.end_for_credential(event["reason"])
+
+    async def credential_check(self, event):
+        self.check_now = True
+        self.wake.set()
+
+    async def credential_expires(self, event):
+        expires_at = float(event["expires_at"])
+        self.announced_expiry = min(expires_at, self.announced_expiry or expires_at)
+        self.wake.set()
+
+    async def disconnect(self, code):
+        self.closing = True
+        if self.watcher is not None:
+            self.watcher.cancel()
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
 
 
 @database_sync_to_async
 def _viewer_session(user, session_id: str):
     if user is None:
-        return Close.UNAUTHENTICATED, None
+        return (Close.UNAUTHENTICATED, "A valid access token is required (?token=)"), None
     session = StreamSession.objects.filter(pk=session_id, organization_id=user.organization_id).first()
     if session is None:
-        return Close.NOT_FOUND, None
+        return (Close.NOT_FOUND, "No such stream session"), None
     if session.effective_status() not in OPEN_STATUSES:
-        return Close.GONE, None
+        return (Close.GONE, "The stream session is over"), None
     return None, session
 
 
-class ViewerConsumer(RefusingConsumer):
+class ViewerConsumer(CredentialSocket):
     """`/api/v1/stream/ws/{session_id}?token=<access token>`."""
 
     async def connect(self):
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
-        self.group = None
         self.timers: list[asyncio.TimerHandle] = []
+        self.init_credential_watch()
         if not origin_allowed(self.scope):
-            await self.refuse(Close.FORBIDDEN)
+            await self.refuse(Close.FORBIDDEN, "This Origin is not allowed")
             return
         refusal, session = await _viewer_session(self.scope.get("user"), self.session_id)
         if refusal is not None:
-            await self.refuse(refusal)
+            await self.refuse(*refusal)
             return
         self.agent_ref = session.agent_ref
-        self.group = services.session_group(session.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.organization_id = session.organization_id
+        joined = await self.join_and_check(
+            services.session_group(session.pk),
+            realtime.auth_session_group(self.scope["auth_session"].pk),
+            realtime.user_group(self.scope["user"].pk),
+        )
+        if not joined:
+            return
         await self.accept()
         await self.send_json({"type": "control", "event": "session_started", "status": session.effective_status()})
         self._schedule(session.expires_at)
+        self.watch_credential()
+
+    async def standing(self) -> realtime.Standing:
+        return await database_sync_to_async(session_standing)(
+            _query_token(self.scope), organization_id=self.organization_id
+        )
 
     def _schedule(self, expires_at):
         loop = asyncio.get_running_loop()
@@ -146,6 +277,8 @@ class ViewerConsumer(RefusingConsumer):
         self.timers.append(loop.call_later(max(0.0, remaining), lambda: asyncio.ensure_future(self._timeout())))
 
     async def _warn(self, expires_at):
+        if self.closing:
+            return
         remaining = max(0, round((expires_at - timezone.now()).total_seconds()))
         await self.send_json(
             {"type": "control", "event": "session_ending", "reason": "timeout", "seconds_remaining": remaining}
@@ -159,22 +292,33 @@ class ViewerConsumer(RefusingConsumer):
         for timer in self.timers:
             timer.cancel()
         self.timers = []
+        if self.closing:
+            return
+        self.closing = True
+        if self.watcher is not None:
+            self.watcher.cancel()
         try:
             await self.send_json({"type": "control", "event": "session_ended", "reason": reason})
-            await self.close(code=1000)
+            await self.close(code=1000, reason=f"The stream session ended ({reason})")
         except Exception:  # the viewer may already be gone
             logger.debug("viewer went away before the end of %s", self.session_id)
 
     async def disconnect(self, code):
         for timer in self.timers:
             timer.cancel()
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await super().disconnect(code)
 
     async def receive_json(self, content, **kwargs):
         """Frames from viewers are ignored (only their size is checked)."""
 
+    async def stop_sending(self):
+        for timer in self.timers:
+            timer.cancel()
+        self.timers = []
+
     async def log_lines(self, event):
+        if self.closing:
+            return
         for line in event["lines"]:
             await self.send(text_data=json.dumps(line))
         if event.get("dropped"):
@@ -184,45 +328,53 @@ class ViewerConsumer(RefusingConsumer):
         await self._end(event["reason"])
 
 
+KEY_REFUSED = "A valid API key is required (X-API-Key)"
+
+
 @database_sync_to_async
-def _agent_for_key(raw_key: str | None, agent_id: str):
-    principal = key_services.authenticate(raw_key.strip()) if raw_key else None
+def _agent_for_key(raw_key: str, agent_id: str):
+    principal = key_services.authenticate(raw_key) if raw_key else None
     if principal is None:
-        return Close.UNAUTHENTICATED, None, None
+        return (Close.UNAUTHENTICATED, KEY_REFUSED), None, None
     if not principal.has("edge:stream"):
-        return Close.FORBIDDEN, None, None
+        return (Close.FORBIDDEN, "This API key lacks the permission edge:stream"), None, None
     agent = Agent.objects.filter(pk=agent_id, organization_id=principal.organization_id).first()
     if agent is None:
-        return Close.NOT_FOUND, None, None
-    return None, agent, services.agent_instructions(agent.pk)
+        return (Close.NOT_FOUND, "No such agent in the organization of this API key"), None, None
+    return None, agent, principal
 
 
-class AgentConsumer(RefusingConsumer):
+class AgentConsumer(CredentialSocket):
     """`/api/v1/edge/agents/{id}/ws` with `X-API-Key` (edge:stream): stream instructions at once, lines back."""
 
     async def connect(self):
-        self.group = None
+        self.init_credential_watch()
+        self.raw_key = (_header(self.scope, b"x-api-key") or "").strip()
         agent_id = self.scope["url_route"]["kwargs"]["agent_id"]
-        refusal, agent, instructions = await _agent_for_key(_header(self.scope, b"x-api-key"), agent_id)
+        refusal, agent, principal = await _agent_for_key(self.raw_key, agent_id)
         if refusal is not None:
-            await self.refuse(refusal)
+            await self.refuse(*refusal)
             return
         self.agent = agent
-        self.group = services.agent_group(agent.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.key_id = principal.id
+        if not await self.join_and_check(services.agent_group(agent.pk), realtime.api_key_group(principal.id)):
+            return
         await self.accept()
+        instructions = await database_sync_to_async(services.agent_instructions)(agent.pk)
         for item in instructions:
             if item["action"] == "start":
                 await self.send_json({"type": "stream.start", **{k: v for k, v in item.items() if k != "action"}})
+        self.watch_credential()
 
-    async def disconnect(self, code):
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+    async def standing(self) -> realtime.Standing:
+        return await database_sync_to_async(key_services.key_standing)(key_id=self.key_id)
 
     async def malformed_frame(self, message: str):
         await self.send_json({"type": "error", "status": 400, "message": message})
 
     async def receive_json(self, content, **kwargs):
+        if self.closing:
+            return
         if not isinstance(content, dict):
             await self.send_json({"type": "error", "status": 400, "message": "frames are JSON objects"})
             return
@@ -238,9 +390,18 @@ class AgentConsumer(RefusingConsumer):
         if kind != "logs":
             await self.send_json({"type": "error", "status": 400, "message": "unknown frame type"})
             return
-        await self.send_json(await database_sync_to_async(self._push)(content))
+        answer = await database_sync_to_async(self._push)(content)
+        if answer is None:
+            # The key no longer authenticates a request: the socket ends as a request would be refused.
+            await self.end_for_credential((await self.standing()).ended or KEY_REFUSED)
+            return
+        await self.send_json(answer)
 
-    def _push(self, content: dict) -> dict:
+    def _push(self, content: dict) -> dict | None:
+        """The answer to a `logs` frame; None when the key no longer authenticates (checked per frame, as
+        per HTTP request, through the shared cache)."""
+        if key_services.authenticate(self.raw_key) is None:
+            return None
         session_id = content.get("session_id")
         try:
             lines = services.clean_lines(content.get("logs"))
@@ -259,11 +420,15 @@ class AgentConsumer(RefusingConsumer):
         return {"type": "ack", "session_id": session_id, **result}
 
     async def agent_stream_start(self, event):
+        if self.closing:
+            return
         await self.send_json(
             {"type": "stream.start", **{k: v for k, v in event.items() if k not in ("type", "action")}}
         )
 
     async def agent_stream_stop(self, event):
+        if self.closing:
+            return
         await self.send_json({"type": "stream.stop", "session_id": event["session_id"]})
 
 
@@ -271,4 +436,4 @@ class NotFoundConsumer(RefusingConsumer):
     """Any other WebSocket path."""
 
     async def connect(self):
-        await self.refuse(Close.NOT_FOUND)
+        await self.refuse(Close.NOT_FOUND, "No such WebSocket endpoint")

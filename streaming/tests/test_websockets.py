@@ -2,42 +2,16 @@ import asyncio
 import json
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from accounts.tests.factories import UserFactory
 from apikeys.tests.factories import make_key
 from conftest import client_for
 from logfleet.asgi import application
+from streaming.tests.sockets import agent_socket, closed_with, line, run, viewer
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def viewer(session_id, token, headers=None):
-    path = f"/api/v1/stream/ws/{session_id}" + (f"?token={token}" if token is not None else "")
-    return WebsocketCommunicator(application, path, headers=headers or [])
-
-
-def run(body):
-    async_to_sync(body)()
-
-
-async def closed_with(communicator) -> int:
-    message = await communicator.receive_output(timeout=3)
-    if message["type"] == "websocket.accept":
-        message = await communicator.receive_output(timeout=3)
-    assert message["type"] == "websocket.close", message
-    return message.get("code")
-
-
-def line(message, level="INFO", source="nginx"):
-    return {
-        "timestamp": "2024-01-15T10:30:00Z",
-        "level": level,
-        "message": message,
-        "source": source,
-        "metadata": {"file": "/var/log/x"},
-    }
 
 
 def test_a_viewer_gets_started_lines_in_order_and_the_end(start, push_lines, online_agent, member_client, member_user):
@@ -180,12 +154,6 @@ def test_viewer_frames_are_ignored_but_a_huge_one_closes_the_socket(start, onlin
         await ws.disconnect()
 
     run(body)
-
-
-def agent_socket(agent, raw_key):
-    return WebsocketCommunicator(
-        application, f"/api/v1/edge/agents/{agent.pk}/ws", headers=[(b"x-api-key", raw_key.encode())]
-    )
 
 
 def test_the_agent_socket_hears_starts_and_stops_and_pushes_lines(start, online_agent, member_client, stream_key):
