@@ -27,6 +27,7 @@ from apikeys import services as key_services
 from logfleet import realtime
 from streaming import services
 from streaming.models import OPEN_STATUSES, StreamSession
+from streaming.outbox import Outbox
 
 logger = logging.getLogger("logfleet.streaming")
 
@@ -237,11 +238,18 @@ def _viewer_session(user, session_id: str):
 
 
 class ViewerConsumer(CredentialSocket):
-    """`/api/v1/stream/ws/{session_id}?token=<access token>`."""
+    """`/api/v1/stream/ws/{session_id}?token=<access token>`.
+
+    Everything after the first frame goes through the viewer's bounded outbox and one writer task, so
+    a viewer that stops reading holds up nobody and costs at most STREAM_VIEWER_QUEUE_BYTES.
+    """
 
     async def connect(self):
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         self.timers: list[asyncio.TimerHandle] = []
+        self.ending = False  # the session ended: what is queued goes out, then the close
+        self.outbox = Outbox(settings.STREAM_VIEWER_QUEUE_BYTES)
+        self.writer: asyncio.Task | None = None
         self.init_credential_watch()
         if not origin_allowed(self.scope):
             await self.refuse(Close.FORBIDDEN, "This Origin is not allowed")
@@ -261,6 +269,7 @@ class ViewerConsumer(CredentialSocket):
             return
         await self.accept()
         await self.send_json({"type": "control", "event": "session_started", "status": session.effective_status()})
+        self.writer = asyncio.ensure_future(self._write())
         self._schedule(session.expires_at)
         self.watch_credential()
 
@@ -268,6 +277,22 @@ class ViewerConsumer(CredentialSocket):
         return await database_sync_to_async(session_standing)(
             _query_token(self.scope), organization_id=self.organization_id
         )
+
+    async def _write(self):
+        try:
+            while True:
+                item = await self.outbox.get()
+                if item.close is not None:
+                    self.closing = True
+                    if self.watcher is not None:
+                        self.watcher.cancel()
+                    await self.close(code=item.close[0], reason=item.close[1])
+                    return
+                await self.send(text_data=item.text)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the viewer went away
+            logger.debug("viewer of %s went away", self.session_id, exc_info=True)
 
     def _schedule(self, expires_at):
         loop = asyncio.get_running_loop()
@@ -277,10 +302,10 @@ class ViewerConsumer(CredentialSocket):
         self.timers.append(loop.call_later(max(0.0, remaining), lambda: asyncio.ensure_future(self._timeout())))
 
     async def _warn(self, expires_at):
-        if self.closing:
+        if self.closing or self.ending:
             return
         remaining = max(0, round((expires_at - timezone.now()).total_seconds()))
-        await self.send_json(
+        self.outbox.put_control(
             {"type": "control", "event": "session_ending", "reason": "timeout", "seconds_remaining": remaining}
         )
 
@@ -292,37 +317,33 @@ class ViewerConsumer(CredentialSocket):
         for timer in self.timers:
             timer.cancel()
         self.timers = []
-        if self.closing:
+        if self.closing or self.ending:
             return
-        self.closing = True
-        if self.watcher is not None:
-            self.watcher.cancel()
-        try:
-            await self.send_json({"type": "control", "event": "session_ended", "reason": reason})
-            await self.close(code=1000, reason=f"The stream session ended ({reason})")
-        except Exception:  # the viewer may already be gone
-            logger.debug("viewer went away before the end of %s", self.session_id)
-
-    async def disconnect(self, code):
-        for timer in self.timers:
-            timer.cancel()
-        await super().disconnect(code)
-
-    async def receive_json(self, content, **kwargs):
-        """Frames from viewers are ignored (only their size is checked)."""
+        self.ending = True
+        self.outbox.put_control({"type": "control", "event": "session_ended", "reason": reason})
+        self.outbox.put_close(1000, f"The stream session ended ({reason})")
 
     async def stop_sending(self):
         for timer in self.timers:
             timer.cancel()
         self.timers = []
+        self.outbox.clear()
+        if self.writer is not None:
+            self.writer.cancel()
+
+    async def disconnect(self, code):
+        await self.stop_sending()
+        await super().disconnect(code)
+
+    async def receive_json(self, content, **kwargs):
+        """Frames from viewers are ignored (only their size is checked)."""
 
     async def log_lines(self, event):
-        if self.closing:
+        if self.closing or self.ending:
             return
-        for line in event["lines"]:
-            await self.send(text_data=json.dumps(line))
-        if event.get("dropped"):
-            await self.send_json({"type": "control", "event": "lines_dropped", "count": event["dropped"]})
+        for frame in event["frames"]:
+            self.outbox.put_line(frame)
+        self.outbox.put_dropped(event.get("dropped", 0))
 
     async def session_ended(self, event):
         await self._end(event["reason"])

@@ -5,6 +5,7 @@ WebSocket listens on `agent.<agent id>`. With Redis as the channel layer, any pr
 any viewer or agent: a line pushed to one process reaches viewers on every other.
 """
 
+import json
 import logging
 import time
 import uuid
@@ -303,12 +304,11 @@ def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> 
         allowed = _budget(session.pk, len(kept))
         forwarded, dropped = kept[:allowed], len(kept) - allowed
         first_seq = session.lines_sent + 1
-        frames = []
-        size = 0
-        for offset, line in enumerate(forwarded):
-            frame = {"type": "log", "seq": first_seq + offset, **line}
-            size += len(line["message"].encode("utf-8"))
-            frames.append(frame)
+        # Encoded once here, not once per viewer: the channel layer carries the frames as they go out.
+        frames = [
+            json.dumps({"type": "log", "seq": first_seq + offset, **line}) for offset, line in enumerate(forwarded)
+        ]
+        size = sum(len(line["message"].encode("utf-8")) for line in forwarded)
         updates = {
             "lines_sent": F("lines_sent") + len(forwarded),
             "lines_dropped": F("lines_dropped") + dropped,
@@ -320,7 +320,7 @@ def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> 
         # Sent while the row is locked, so that concurrent pushes reach viewers in seq order.
         if frames or dropped:
             _group_send(
-                session_group(session.pk), {"type": "log.lines", "lines": frames, "dropped": dropped}, required=True
+                session_group(session.pk), {"type": "log.lines", "frames": frames, "dropped": dropped}, required=True
             )
     if session.status == SessionStatus.PENDING:
         _sessions_changed(agent_id)

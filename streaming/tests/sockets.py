@@ -1,5 +1,6 @@
 """What the WebSocket tests share: communicators on the real router, and how a socket closed."""
 
+import asyncio
 import json
 
 from asgiref.sync import async_to_sync
@@ -56,3 +57,21 @@ def line(message, level="INFO", source="nginx", metadata=None):
         "source": source,
         "metadata": {"file": "/var/log/x"} if metadata is None else metadata,
     }
+
+
+class StallingClient:
+    """An ASGI server whose WebSocket client can stop reading: `send` of a frame waits until it reads
+    again (`reading.set()`), as it does under Uvicorn, and under Daphne with logfleet.websocket_server."""
+
+    def __init__(self, app=application):
+        self.app = app
+        self.reading = asyncio.Event()
+        self.reading.set()
+
+    async def __call__(self, scope, receive, send):
+        async def send_when_read(message):
+            if message["type"] == "websocket.send":
+                await self.reading.wait()
+            await send(message)
+
+        return await self.app(scope, receive, send_when_read)

@@ -9,7 +9,7 @@ from accounts.tests.factories import UserFactory
 from apikeys.tests.factories import make_key
 from conftest import client_for
 from logfleet.asgi import application
-from streaming.tests.sockets import agent_socket, closed_with, line, run, viewer
+from streaming.tests.sockets import StallingClient, agent_socket, closed_with, frames_then_close, line, run, viewer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -232,5 +232,53 @@ def test_slow_viewers_do_not_block_the_agent(start, push_lines, online_agent, me
             assert r.status_code == 202
         await asyncio.sleep(0)
         await stuck.disconnect()
+
+    run(body)
+
+
+def test_a_viewer_that_stops_reading_loses_only_its_own_lines_and_hears_how_many(
+    start, push_lines, online_agent, member_client, viewer_user, settings
+):
+    # Small, so that three pushes (17 kB each) overflow the stalled viewer's outbox.
+    settings.STREAM_VIEWER_QUEUE_BYTES = 40_000
+    session_id = start(online_agent).json()["session_id"]
+    stalling = StallingClient()
+    reader_token = client_for(viewer_user).tokens.token
+
+    async def body():
+        stuck = viewer(session_id, member_client.tokens.token, app=stalling)
+        reader = viewer(session_id, reader_token)
+        for ws in (stuck, reader):
+            assert (await ws.connect())[0]
+            assert (await ws.receive_json_from())["event"] == "session_started"
+        stalling.reading.clear()
+        accepted = 0
+        for push in range(3):
+            r = await sync_to_async(push_lines)(
+                online_agent, session_id, [line(f"{push}-{i} " + "x" * 150) for i in range(100)]
+            )
+            assert r.status_code == 202 and r.json()["dropped"] == 0, r.json()
+            accepted += r.json()["accepted"]
+        # The viewer that reads gets every line, whatever the other does.
+        assert [(await reader.receive_json_from(timeout=3))["seq"] for _ in range(accepted)] == list(
+            range(1, accepted + 1)
+        )
+        await sync_to_async(member_client.post)("/api/v1/stream/stop", {"session_id": session_id}, format="json")
+        stalling.reading.set()
+        frames, code, _reason = await frames_then_close(stuck)
+        assert code == 1000 and frames[-1] == {"type": "control", "event": "session_ended", "reason": "stopped"}
+        # Every line either reached it or is counted, at the place of the gap.
+        seen, expected = 0, 1
+        for frame in frames[:-1]:
+            if frame["type"] == "log":
+                assert frame["seq"] == expected, frames
+                expected += 1
+                seen += 1
+            else:
+                assert frame["event"] == "lines_dropped", frame
+                expected += frame["count"]
+        assert expected - 1 == accepted and seen < accepted
+        await stuck.disconnect()
+        await reader.disconnect()
 
     run(body)
