@@ -271,17 +271,45 @@ def matches_filters(filters: dict, line: dict) -> bool:
     return not (pattern and pattern not in line.get("message", ""))
 
 
-def _budget(session_id, wanted: int) -> int:
-    """How many of `wanted` lines fit in this second's budget (a shared counter per session and second)."""
-    limit = settings.STREAM_MAX_LINES_PER_SECOND
-    key = f"stream-budget:{session_id}:{int(time.time())}"
+def _reserve(key: str, amount: int, limit: int) -> int:
+    """Take up to `amount` of this second's `limit` from a counter every process shares; how much was taken."""
+    cache.add(key, 0, 5)
+    used = cache.incr(key, amount)
+    return max(0, min(amount, limit - (used - amount)))
+
+
+def _give_back(key: str, amount: int) -> None:
+    if amount:
+        try:
+            cache.decr(key, amount)
+        except Exception:  # gone with its second: nothing to give back to
+            logger.debug("could not give back %s to %s", amount, key)
+
+
+def _budget(session_id, lines: list[dict], encode) -> list[str]:
+    """The frames (`encode(offset, line)`) of the first `lines` that fit in this second's budgets of the
+    session: STREAM_MAX_LINES_PER_SECOND lines and STREAM_MAX_BYTES_PER_SECOND bytes of frames, on
+    counters every process shares. The rest are dropped."""
+    second = int(time.time())
+    lines_key, bytes_key = f"stream-budget:{session_id}:{second}", f"stream-bytes:{session_id}:{second}"
     try:
-        cache.add(key, 0, 5)
-        used = cache.incr(key, wanted)
+        allowed = _reserve(lines_key, len(lines), settings.STREAM_MAX_LINES_PER_SECOND)
+        frames = [encode(offset, line) for offset, line in enumerate(lines[:allowed])]
+        sizes = [len(frame) for frame in frames]
+        granted = _reserve(bytes_key, sum(sizes), settings.STREAM_MAX_BYTES_PER_SECOND)
     except Exception:
         logger.warning("stream budget counter unavailable; allowing the lines", exc_info=True)
-        return wanted
-    return max(0, min(wanted, limit - (used - wanted)))
+        return [encode(offset, line) for offset, line in enumerate(lines)]
+    fit = total = 0
+    for size in sizes:
+        if total + size > granted:
+            break
+        total += size
+        fit += 1
+    # What the byte budget cut is not sent, so it is not spent either.
+    _give_back(bytes_key, sum(sizes) - total)
+    _give_back(lines_key, allowed - fit)
+    return frames[:fit]
 
 
 def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> dict:
@@ -301,13 +329,13 @@ def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> 
         if status not in OPEN_STATUSES:
             raise Gone("The stream session is over; stop streaming", details={"session_status": status})
         kept = [line for line in lines if matches_filters(session.filters, line)]
-        allowed = _budget(session.pk, len(kept))
-        forwarded, dropped = kept[:allowed], len(kept) - allowed
         first_seq = session.lines_sent + 1
-        # Encoded once here, not once per viewer: the channel layer carries the frames as they go out.
-        frames = [
-            json.dumps({"type": "log", "seq": first_seq + offset, **line}) for offset, line in enumerate(forwarded)
-        ]
+        # Encoded once here, not once per viewer: the channel layer carries the frames as they go out,
+        # and the byte budget counts them so.
+        frames = _budget(
+            session.pk, kept, lambda offset, line: json.dumps({"type": "log", "seq": first_seq + offset, **line})
+        )
+        forwarded, dropped = kept[: len(frames)], len(kept) - len(frames)
         size = sum(len(line["message"].encode("utf-8")) for line in forwarded)
         updates = {
             "lines_sent": F("lines_sent") + len(forwarded),
