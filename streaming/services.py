@@ -5,6 +5,7 @@ WebSocket listens on `agent.<agent id>`. With Redis as the channel layer, any pr
 any viewer or agent: a line pushed to one process reaches viewers on every other.
 """
 
+import itertools
 import json
 import logging
 import time
@@ -29,6 +30,11 @@ logger = logging.getLogger("logfleet.streaming")
 
 MAX_LINES_PER_PUSH = 1000
 MAX_MESSAGE_BYTES = 65_536
+# A line's metadata is cut to these bounds (and the line marked `metadata_truncated`), as its message
+# is cut to MAX_MESSAGE_BYTES: one odd line must not cost every viewer, nor fail the agent's push.
+MAX_METADATA_KEYS = 32  # keys of each object, items of each list
+MAX_METADATA_DEPTH = 4  # levels of objects and lists, the metadata object being the first
+MAX_METADATA_BYTES = 8192  # as compact JSON
 RECENTLY_ENDED = timedelta(minutes=5)
 INSTRUCTIONS_TTL = 10  # seconds the heartbeat's stream instructions may be served from the cache
 
@@ -259,6 +265,47 @@ def _truncate(message: str) -> tuple[str, bool]:
     return encoded[:MAX_MESSAGE_BYTES].decode("utf-8", errors="ignore"), True
 
 
+_TOO_DEEP = object()
+
+
+def _within_shape(value, depth: int):
+    """`value` with at most MAX_METADATA_KEYS entries per container and no container below
+    MAX_METADATA_DEPTH (_TOO_DEEP for such a container itself), and whether anything was cut."""
+    if not isinstance(value, dict | list):
+        return value, False
+    if depth > MAX_METADATA_DEPTH:
+        return _TOO_DEEP, True
+    entries = value.items() if isinstance(value, dict) else enumerate(value)
+    cut = len(value) > MAX_METADATA_KEYS
+    kept = []
+    for key, child in itertools.islice(entries, MAX_METADATA_KEYS):
+        child, child_cut = _within_shape(child, depth + 1)
+        cut = cut or child_cut
+        if child is not _TOO_DEEP:
+            kept.append((key, child))
+    return (dict(kept) if isinstance(value, dict) else [child for _key, child in kept]), cut
+
+
+def _compact_size(value) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+def bound_metadata(metadata: dict) -> tuple[dict, bool]:
+    """The metadata within its bounds (keys, depth, then bytes: the first top-level keys that fit),
+    and whether anything was cut."""
+    shaped, cut = _within_shape(metadata, 1)
+    if _compact_size(shaped) <= MAX_METADATA_BYTES:
+        return shaped, cut
+    kept, size = {}, 2  # the braces
+    for key, value in shaped.items():
+        entry = _compact_size(key) + 1 + _compact_size(value) + (1 if kept else 0)
+        if size + entry > MAX_METADATA_BYTES:
+            break
+        kept[key] = value
+        size += entry
+    return kept, True
+
+
 def matches_filters(filters: dict, line: dict) -> bool:
     """level: case-insensitive, one of; source: exact; pattern: plain substring of the message."""
     levels = filters.get("level") or []
@@ -361,7 +408,8 @@ def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> 
 
 
 def clean_lines(raw) -> list[dict]:
-    """Validate an agent's lines (≤ 1000); messages over 64 KiB are cut and flagged. Raises ValueError."""
+    """Validate an agent's lines (≤ 1000); messages over 64 KiB are cut and flagged `truncated`, metadata
+    over its bounds (MAX_METADATA_*) cut and flagged `metadata_truncated`. Raises ValueError."""
     if not isinstance(raw, list):
         raise ValueError("logs must be a list")
     if len(raw) > MAX_LINES_PER_PUSH:
@@ -374,6 +422,7 @@ def clean_lines(raw) -> list[dict]:
         metadata = item.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise ValueError(f"logs.{index}.metadata must be an object")
+        metadata, metadata_cut = bound_metadata(metadata)
         line = {
             "timestamp": str(item.get("timestamp") or timezone.now().isoformat().replace("+00:00", "Z"))[:64],
             "level": str(item.get("level") or "")[:32],
@@ -383,5 +432,7 @@ def clean_lines(raw) -> list[dict]:
         }
         if truncated:
             line["truncated"] = True
+        if metadata_cut:
+            line["metadata_truncated"] = True
         lines.append(line)
     return lines

@@ -282,3 +282,50 @@ def test_a_viewer_that_stops_reading_loses_only_its_own_lines_and_hears_how_many
         await reader.disconnect()
 
     run(body)
+
+
+def test_metadata_over_its_bounds_is_cut_and_marked_on_both_push_paths(
+    start, push_lines, online_agent, member_client, stream_key
+):
+    session_id = start(online_agent).json()["session_id"]
+    sent = {
+        "keys": {f"k{i}": i for i in range(100)},
+        "items": {"tags": list(range(100))},
+        "depth": {"a": {"b": {"c": {"d": {"e": 1}}, "c2": 2}}},
+        "bytes": {"first": "x" * 5000, "second": "y" * 5000, "third": 3},
+        "fine": {"file": "/var/log/x", "nested": {"ok": [1, {"two": 2}]}},
+    }
+    kept = {
+        "keys": {f"k{i}": i for i in range(32)},
+        "items": {"tags": list(range(32))},
+        "depth": {"a": {"b": {"c": {}, "c2": 2}}},
+        "bytes": {"first": "x" * 5000},
+        "fine": sent["fine"],
+    }
+
+    async def body():
+        watcher = viewer(session_id, member_client.tokens.token)
+        assert (await watcher.connect())[0]
+        await watcher.receive_json_from()
+        r = await sync_to_async(push_lines)(
+            online_agent, session_id, [line(name, metadata=metadata) for name, metadata in sent.items()]
+        )
+        assert r.status_code == 202 and r.json()["accepted"] == 5, r.json()
+        for _ in sent:
+            frame = await watcher.receive_json_from(timeout=3)
+            assert frame["metadata"] == kept[frame["message"]], frame["message"]
+            assert frame.get("metadata_truncated", False) is (frame["message"] != "fine"), frame["message"]
+
+        agent_ws = agent_socket(online_agent, stream_key)
+        assert (await agent_ws.connect())[0]
+        await agent_ws.receive_json_from()
+        await agent_ws.send_json_to(
+            {"type": "logs", "session_id": session_id, "logs": [line("keys", metadata=sent["keys"])]}
+        )
+        assert (await agent_ws.receive_json_from(timeout=3))["accepted"] == 1
+        frame = await watcher.receive_json_from(timeout=3)
+        assert frame["metadata"] == kept["keys"] and frame["metadata_truncated"] is True
+        await agent_ws.disconnect()
+        await watcher.disconnect()
+
+    run(body)
