@@ -60,6 +60,10 @@ def origin_allowed(scope) -> bool:
     return bool(validate_host(hostname, settings.ALLOWED_HOSTS) or validate_host(host, settings.ALLOWED_HOSTS))
 
 
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
 class RefusingConsumer(AsyncJsonWebsocketConsumer):
     async def refuse(self, code: int, reason: str):
         await self.accept()
@@ -76,7 +80,10 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
             await self.malformed_frame("frames are JSON text, not binary")
             return
         try:
-            content = json.loads(text_data)
+            content = json.loads(text_data, parse_constant=_refuse_constant)
+        except RecursionError:
+            await self.malformed_frame("the frame is nested too deeply")
+            return
         except ValueError:
             await self.malformed_frame("the frame is not valid JSON")
             return
@@ -400,45 +407,48 @@ class AgentConsumer(CredentialSocket):
             await self.send_json({"type": "error", "status": 400, "message": "frames are JSON objects"})
             return
         kind = content.get("type")
-        if kind == "stream.ack":
-            try:
-                session_id = uuid.UUID(str(content.get("session_id")))
-            except ValueError:
-                await self.send_json({"type": "error", "status": 400, "message": "session_id must be a UUID"})
-                return
-            await database_sync_to_async(services.session_activate)(session_id=session_id, agent_id=self.agent.pk)
-            return
-        if kind != "logs":
+        if kind not in ("stream.ack", "logs"):
             await self.send_json({"type": "error", "status": 400, "message": "unknown frame type"})
             return
-        answer = await database_sync_to_async(self._push)(content)
+        try:
+            session_id = uuid.UUID(str(content.get("session_id")))
+        except ValueError:
+            await self.send_json({"type": "error", "status": 400, "message": "session_id must be a UUID"})
+            return
+        answer = await database_sync_to_async(self._ack if kind == "stream.ack" else self._push)(session_id, content)
         if answer is None:
             # The key no longer authenticates a request: the socket ends as a request would be refused.
             await self.end_for_credential((await self.standing()).ended or KEY_REFUSED)
-            return
-        await self.send_json(answer)
+        elif answer:
+            await self.send_json(answer)
 
-    def _push(self, content: dict) -> dict | None:
-        """The answer to a `logs` frame; None when the key no longer authenticates (checked per frame, as
-        per HTTP request, through the shared cache)."""
+    # Every frame that acts is authenticated like an HTTP request (through the shared cache): a key
+    # revoked a moment ago does nothing more, even before its socket hears of it.
+
+    def _ack(self, session_id: uuid.UUID, content: dict) -> dict | None:
         if key_services.authenticate(self.raw_key) is None:
             return None
-        session_id = content.get("session_id")
+        services.session_activate(session_id=session_id, agent_id=self.agent.pk)
+        return {}
+
+    def _push(self, session_id: uuid.UUID, content: dict) -> dict | None:
+        if key_services.authenticate(self.raw_key) is None:
+            return None
         try:
             lines = services.clean_lines(content.get("logs"))
             result = services.stream_push(
                 session_id=session_id, agent_id=self.agent.pk, organization_id=self.agent.organization_id, lines=lines
             )
         except ValueError as exc:
-            return {"type": "error", "status": 400, "session_id": session_id, "message": str(exc)}
+            return {"type": "error", "status": 400, "session_id": str(session_id), "message": str(exc)}
         except LookupError:
-            return {"type": "error", "status": 404, "session_id": session_id, "message": "no such session"}
+            return {"type": "error", "status": 404, "session_id": str(session_id), "message": "no such session"}
         except Exception as exc:  # Gone and database trouble are answered, not raised into the socket
             status = getattr(exc, "status_code", 500)
             if status == 500:
                 logger.exception("agent stream push failed")
-            return {"type": "error", "status": status, "session_id": session_id, "message": str(exc)}
-        return {"type": "ack", "session_id": session_id, **result}
+            return {"type": "error", "status": status, "session_id": str(session_id), "message": str(exc)}
+        return {"type": "ack", "session_id": str(session_id), **result}
 
     async def agent_stream_start(self, event):
         if self.closing:

@@ -329,3 +329,60 @@ def test_metadata_over_its_bounds_is_cut_and_marked_on_both_push_paths(
         await watcher.disconnect()
 
     run(body)
+
+
+def test_the_agent_socket_answers_bad_frames_with_400_and_stays_open(start, online_agent, stream_key):
+    session_id = start(online_agent).json()["session_id"]
+
+    async def body():
+        ws = agent_socket(online_agent, stream_key)
+        assert (await ws.connect())[0]
+        await ws.receive_json_from()
+        for frame in (
+            {"type": "logs", "session_id": "nope", "logs": [line("x")]},
+            {"type": "logs", "session_id": {"id": session_id}, "logs": [line("x")]},
+            {"type": "stream.ack", "session_id": [session_id]},
+        ):
+            await ws.send_json_to(frame)
+            answer = await ws.receive_json_from(timeout=3)
+            assert (answer["type"], answer["status"], answer["message"]) == ("error", 400, "session_id must be a UUID")
+        for text, message in (
+            ("[" * 5000 + "]" * 5000, "the frame is nested too deeply"),
+            ('{"type": "logs", "session_id": NaN}', "the frame is not valid JSON"),
+        ):
+            await ws.send_to(text_data=text)
+            assert await ws.receive_json_from(timeout=3) == {"type": "error", "status": 400, "message": message}
+        await ws.send_json_to({"type": "logs", "session_id": session_id, "logs": [line("still open")]})
+        assert (await ws.receive_json_from(timeout=3))["accepted"] == 1
+        await ws.disconnect()
+
+    run(body)
+
+
+def test_an_agent_socket_cannot_touch_another_agents_session(start, online_agent, org, member_client, stream_key):
+    from django.utils import timezone
+
+    from agents.models import Agent
+    from agents.tests.factories import AgentFactory
+
+    other = AgentFactory(organization=org)
+    Agent.objects.filter(pk=other.pk).update(last_heartbeat_at=timezone.now(), reported_status="online")
+    others_session = start(other).json()["session_id"]
+
+    async def body():
+        watcher = viewer(others_session, member_client.tokens.token)
+        assert (await watcher.connect())[0]
+        await watcher.receive_json_from()
+        ws = agent_socket(online_agent, stream_key)
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"type": "stream.ack", "session_id": others_session})
+        await ws.send_json_to({"type": "logs", "session_id": others_session, "logs": [line("not mine")]})
+        answer = await ws.receive_json_from(timeout=3)
+        assert (answer["type"], answer["status"]) == ("error", 404), answer
+        assert await watcher.receive_nothing(timeout=0.2)
+        await ws.disconnect()
+        await watcher.disconnect()
+
+    run(body)
+    session = member_client.get(f"/api/v1/stream/sessions/{others_session}").json()
+    assert (session["status"], session["lines_sent"]) == ("pending", 0)
