@@ -33,6 +33,7 @@ logger = logging.getLogger("logfleet.streaming")
 
 MAX_FRAME_BYTES = 64 * 1024
 ENDING_WARNING_SECONDS = 30
+REJOIN_SECONDS = 3600
 
 
 class Close:
@@ -131,6 +132,7 @@ class CredentialSocket(RefusingConsumer):
 
     def init_credential_watch(self):
         self.joined: list[str] = []
+        self.joined_at = time.monotonic()
         self.closing = False
         self.expires_at: float | None = None  # as the last check found it
         self.announced_expiry: float | None = None  # as a `credential.expires` event said
@@ -139,6 +141,7 @@ class CredentialSocket(RefusingConsumer):
         self.watcher: asyncio.Task | None = None
 
     async def join(self, *groups: str):
+        self.joined_at = time.monotonic()
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
             self.joined.append(group)
@@ -180,9 +183,8 @@ class CredentialSocket(RefusingConsumer):
             self.check_now = False
             if time.monotonic() >= recheck_at:
                 recheck_at = self._next_recheck()
-                # Joining again is harmless and keeps the membership fresh: the Redis layer forgets
-                # group members after a day (its group_expiry), and agents stay connected for longer.
-                await self._rejoin()
+                if time.monotonic() - self.joined_at > REJOIN_SECONDS:
+                    await self._rejoin()
             try:
                 standing = await self.standing()
             except Exception:  # the database is away: ask again at the next recheck
@@ -194,6 +196,9 @@ class CredentialSocket(RefusingConsumer):
             self.expires_at = standing.expires_at
 
     async def _rejoin(self):
+        """Join again: harmless, and it keeps the membership fresh, which the Redis layer forgets after
+        a day (its group_expiry) while agents stay connected for longer."""
+        self.joined_at = time.monotonic()
         try:
             for group in self.joined:
                 await self.channel_layer.group_add(group, self.channel_name)
