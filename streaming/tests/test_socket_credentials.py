@@ -196,14 +196,14 @@ def test_a_role_change_keeps_the_viewer_watching(start, push_lines, online_agent
 
 def test_a_viewer_socket_closes_when_its_token_expires(start, online_agent, member_user):
     session_id = start(online_agent).json()["session_id"]
-    # The session's token, made to expire within the test (`exp` is whole seconds: 1 to 2 s from now).
+    # The session's token, made to expire within the test (`exp` is whole seconds: 2 to 3 s from now).
     token = AccessToken(client_for(member_user).tokens.token)
-    token.set_exp(lifetime=timedelta(seconds=2))
+    token.set_exp(lifetime=timedelta(seconds=3))
     token = str(token)
 
     async def body():
         ws = await watching(session_id, token)
-        assert await close_of(ws, timeout=5) == (4401, "The token has expired; log in again")
+        assert await close_of(ws, timeout=6) == (4401, "The token has expired; log in again")
         await ws.disconnect()
 
     run(body)
@@ -246,12 +246,12 @@ def test_a_key_rotated_past_its_grace_closes_its_agent_socket(online_agent, org,
 
 
 def test_an_expiring_key_closes_its_agent_socket_when_it_expires(online_agent, org):
-    raw = make_key(org, expires_at=timezone.now() + timedelta(seconds=2))[1]
+    raw = make_key(org, expires_at=timezone.now() + timedelta(seconds=3))[1]
 
     async def body():
         ws = agent_socket(online_agent, raw)
         assert (await ws.connect())[0]
-        assert await close_of(ws, timeout=5) == (4401, "The API key has expired")
+        assert await close_of(ws, timeout=6) == (4401, "The API key has expired")
         await ws.disconnect()
 
     run(body)
