@@ -221,7 +221,7 @@ def test_the_agent_socket_refuses_bad_keys(online_agent, org, other_org):
 
 
 def test_slow_viewers_do_not_block_the_agent(start, push_lines, online_agent, member_client):
-    """A viewer that reads nothing: pushes still answer at once; the layer drops what overflows its channel."""
+    """A viewer that reads nothing: pushes still answer at once (its own outbox takes, or drops, the rest)."""
     session_id = start(online_agent).json()["session_id"]
 
     async def body():
