@@ -6,6 +6,5 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self):
-        # Connects the receivers (a new password ends the user's sessions, also from the admin
-        # and manage.py changepassword, which load no URLconf).
-        from accounts import services  # noqa: F401
+        # Connects the receivers, also for the admin and `manage.py changepassword`.
+        from accounts import signals  # noqa: F401

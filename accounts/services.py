@@ -12,12 +12,10 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models.signals import post_save
-from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework.exceptions import AuthenticationFailed, ValidationError
-from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 
 from accounts import tokens
 from accounts.models import (
@@ -31,7 +29,7 @@ from accounts.models import (
     User,
     UserStatus,
 )
-from logfleet import mailer
+from logfleet import mailer, realtime
 from logfleet.api.exceptions import Conflict, InvalidCredentials, InvalidToken, ServiceUnavailable
 
 logger = logging.getLogger("logfleet.accounts")
@@ -96,14 +94,19 @@ def session_start(*, user: User) -> tokens.TokenPair:
     return pair
 
 
+def _decode_access(raw_token: str):
+    """The claims and session id of a well-formed, unexpired access token; TokenError or ValueError otherwise."""
+    token = tokens.decode_access(raw_token)
+    return token, uuid.UUID(str(token.get("sid")))
+
+
 def session_authenticate(raw_token: str) -> tuple[User, AuthSession]:
     """The user and session of a valid access token whose session is open and whose user is active.
 
     One query; role and status come fresh from the database on every request.
     """
     try:
-        token = tokens.decode_access(raw_token)
-        session_id = uuid.UUID(str(token.get("sid")))
+        token, session_id = _decode_access(raw_token)
     except (TokenError, ValueError):
         raise AuthenticationFailed("Invalid or expired token") from None
     session = (
@@ -117,6 +120,39 @@ def session_authenticate(raw_token: str) -> tuple[User, AuthSession]:
     if not user.is_active or user.organization_id is None:
         raise AuthenticationFailed("The account is not active")
     return user, session
+
+
+# Why a session ended (AuthSession.end_reason), as a WebSocket's close reason says it.
+SESSION_ENDED = {
+    "logout": "Logged out",
+    "password_changed": "The password was changed; log in again",
+    "password_reset": "The password was reset; log in again",
+    "deactivated": "The account was deactivated",
+    "refresh_token_reused": "The session's refresh token was used twice (a copy was taken); log in again",
+}
+
+
+def session_standing(raw_token: str, *, organization_id=None) -> realtime.Standing:
+    """Whether an access token still authenticates as on an HTTP request (session open, user active and in
+    an organization) and, with `organization_id`, still in that one; why not, or when the token expires.
+
+    For the WebSockets that hold a token open (streaming.consumers): they ask at their start and again
+    whenever they may have missed the end of the session.
+    """
+    try:
+        token, session_id = _decode_access(raw_token)
+    except ExpiredTokenError:
+        return realtime.Standing(ended="The token has expired; log in again")
+    except (TokenError, ValueError):
+        return realtime.Standing(ended="The token is not valid")
+    try:
+        user, _session = session_authenticate(raw_token)
+    except AuthenticationFailed as exc:
+        end_reason = AuthSession.objects.filter(id=session_id).values_list("end_reason", flat=True).first()
+        return realtime.Standing(ended=SESSION_ENDED.get(end_reason) or str(exc.detail))
+    if organization_id is not None and str(user.organization_id) != str(organization_id):
+        return realtime.Standing(ended="The account no longer belongs to this organization")
+    return realtime.Standing(expires_at=float(token["exp"]))
 
 
 def session_refresh(*, refresh_token: str) -> tokens.TokenPair:
@@ -144,12 +180,16 @@ def session_refresh(*, refresh_token: str) -> tokens.TokenPair:
 
 def session_end(*, session: AuthSession, reason: str) -> None:
     AuthSession.objects.filter(id=session.pk, ended_at__isnull=True).update(ended_at=timezone.now(), end_reason=reason)
+    realtime.credential_ended(realtime.auth_session_group(session.pk), SESSION_ENDED[reason])
 
 
 def sessions_end_all(*, user: User, reason: str) -> int:
-    return AuthSession.objects.filter(user=user, ended_at__isnull=True).update(
+    ended = AuthSession.objects.filter(user=user, ended_at__isnull=True).update(
         ended_at=timezone.now(), end_reason=reason
     )
+    # Sent even when nothing was open: a socket that missed an earlier end closes now.
+    realtime.credential_ended(realtime.user_group(user.pk), SESSION_ENDED[reason])
+    return ended
 
 
 # --- registration and login ----------------------------------------------------------------
@@ -271,7 +311,7 @@ def password_change(
         raise ValidationError({"current_password": "The current password is not correct"})
     _validate_new_password(new_password, user, "new_password")
     user.set_password(new_password)
-    user.save(update_fields=["password"])  # ends every session of the user (see _password_saved)
+    user.save(update_fields=["password"])  # ends every session of the user (accounts.signals)
     audit_record(
         organization=user.organization,
         action="auth.password_changed",
@@ -514,11 +554,3 @@ def member_delete(*, member: User, actor: User, ip_address: str | None) -> None:
         metadata={"email": member.email, "role": member.role},
     )
     member.delete()
-
-
-@receiver(post_save, sender=User, dispatch_uid="accounts-sessions-end-on-password")
-def _password_saved(sender, instance: User, created: bool, **kwargs):
-    """Any new password ends every session of the user, wherever it was set: the API, the admin,
-    `manage.py changepassword`. (Django keeps the raw password in `_password` until save returns.)"""
-    if not created and getattr(instance, "_password", None) is not None:
-        sessions_end_all(user=instance, reason=getattr(instance, "password_change_reason", "password_changed"))

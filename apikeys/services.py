@@ -19,7 +19,7 @@ from accounts.models import ActorType, Organization, User
 from accounts.services import audit_record, organization_quota_check
 from apikeys import keys
 from apikeys.models import APIKey, APIKeyStatus
-from logfleet import shared_cache
+from logfleet import realtime, shared_cache
 from logfleet.api.exceptions import Conflict
 
 logger = logging.getLogger("logfleet.apikeys")
@@ -113,6 +113,25 @@ def authenticate(raw_key: str) -> KeyPrincipal | None:
     return None
 
 
+def key_standing(*, key_id) -> realtime.Standing:
+    """Whether a key still holds, read from the database; why not, or when it expires.
+
+    For the agent WebSockets that hold a key open (streaming.consumers): they ask at their start and
+    again whenever they may have missed the key's revocation.
+    """
+    row = APIKey.objects.filter(pk=key_id).values_list("revoked_at", "expires_at").first()
+    if row is None:
+        return realtime.Standing(ended="The API key was deleted")
+    revoked_at, expires_at = row
+    if revoked_at is not None:
+        return realtime.Standing(ended="The API key was revoked")
+    if expires_at is not None and expires_at <= timezone.now():
+        if APIKey.objects.filter(replaces_id=key_id).exists():
+            return realtime.Standing(ended="The API key was rotated and its grace period is over")
+        return realtime.Standing(ended="The API key has expired")
+    return realtime.Standing(expires_at=expires_at.timestamp() if expires_at else None)
+
+
 # key id → monotonic time this process last asked the shared cache whether a write is due
 _touched_here: dict[str, float] = {}
 
@@ -202,6 +221,7 @@ def api_key_revoke(*, key: APIKey, actor: Actor) -> APIKey:
             **actor.audit(),
         )
     _publish_on_commit(key.key_prefix)
+    realtime.credential_ended(realtime.api_key_group(key.pk), "The API key was revoked")
     key.refresh_from_db()
     return key
 
@@ -219,6 +239,7 @@ def api_key_rotate(*, key: APIKey, grace_seconds: int = DEFAULT_GRACE_SECONDS, a
     key.expires_at = grace_end if key.expires_at is None else min(key.expires_at, grace_end)
     key.save(update_fields=["expires_at"])
     _publish_on_commit(key.key_prefix)
+    realtime.credential_expires(realtime.api_key_group(key.pk), key.expires_at.timestamp())
     new_key, raw = api_key_create(
         organization=key.organization,
         name=key.name,

@@ -91,7 +91,13 @@ class LogLineSerializer(serializers.Serializer):
     level = serializers.CharField(required=False, max_length=32)
     message = serializers.CharField(help_text="cut to 65 536 bytes of UTF-8 (the line then has truncated: true)")
     source = serializers.CharField(required=False, max_length=64)
-    metadata = serializers.DictField(required=False)
+    metadata = serializers.DictField(
+        required=False,
+        help_text=(
+            "at most 32 keys per object (and items per list), 4 levels deep and 8 KiB as JSON; what is "
+            "over is cut (the first keys are kept) and the line then has metadata_truncated: true"
+        ),
+    )
 
 
 class StreamPushSerializer(serializers.Serializer):

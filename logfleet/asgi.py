@@ -58,6 +58,9 @@ http_application = BodyLimitMiddleware(SyncChainASGIHandler())
 
 from channels.routing import URLRouter  # noqa: E402
 
+from logfleet.websocket_server import WebSocketFlow  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter({"http": http_application, "websocket": URLRouter(websocket_urlpatterns)})
+application = ProtocolTypeRouter(
+    {"http": http_application, "websocket": WebSocketFlow(URLRouter(websocket_urlpatterns))}
+)

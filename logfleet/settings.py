@@ -397,8 +397,16 @@ SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_
 
 AGENT_OFFLINE_AFTER = env_int("AGENT_OFFLINE_AFTER", 90, minimum=1)
 STREAM_MAX_LINES_PER_SECOND = env_int("STREAM_MAX_LINES_PER_SECOND", 500, minimum=1)
+# Per session, counted in bytes of the frames viewers get (a line of 64 KiB is within it).
+STREAM_MAX_BYTES_PER_SECOND = env_int("STREAM_MAX_BYTES_PER_SECOND", 1024 * 1024, minimum=1)
 STREAM_MAX_ACTIVE_PER_AGENT = env_int("STREAM_MAX_ACTIVE_PER_AGENT", 5, minimum=1)
 STREAM_MAX_ACTIVE_PER_ORG = env_int("STREAM_MAX_ACTIVE_PER_ORG", 20, minimum=1)
+# How often an open WebSocket (viewer or agent) checks its token or key again, in case it missed the
+# event that ended it (logfleet.realtime); the agent's heartbeat interval.
+STREAM_SOCKET_RECHECK_SECONDS = env_int("STREAM_SOCKET_RECHECK_SECONDS", 30, minimum=1)
+# What a viewer's socket may hold on its way out while the viewer is not reading; past it, its
+# lines are dropped and counted for it alone (streaming.outbox).
+STREAM_VIEWER_QUEUE_BYTES = env_int("STREAM_VIEWER_QUEUE_BYTES", 1024 * 1024, minimum=1)
 METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 30, minimum=1)
 METRIC_MAX_SERIES_PER_NAME = env_int("METRIC_MAX_SERIES_PER_NAME", 1000, minimum=1)
 METRIC_MAX_NAMES_PER_AGENT = env_int("METRIC_MAX_NAMES_PER_AGENT", 1000, minimum=1)

@@ -1,13 +1,16 @@
 """WebSockets: viewers of a session, and the agent's low-latency channel.
 
-Refusals are made by accepting and then closing with a code (4401, 4403, 4404, 4410, 4413), so a
-browser sees the reason. Group events: `session.ended`, `log.lines` (viewers); `agent.stream_start`,
-`agent.stream_stop` (agents).
+Refusals are made by accepting and then closing with a code (4401, 4403, 4404, 4410, 4413) and a
+short reason, so a browser sees why. Group events: `session.ended`, `log.lines` (viewers);
+`agent.stream_start`, `agent.stream_stop` (agents); `credential.ended`, `credential.check`,
+`credential.expires` (both: logfleet.realtime).
 """
 
 import asyncio
 import json
 import logging
+import random
+import time
 import uuid
 from urllib.parse import parse_qs
 
@@ -18,16 +21,19 @@ from django.http.request import validate_host
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 
-from accounts.services import session_authenticate
+from accounts.services import session_authenticate, session_standing
 from agents.models import Agent
 from apikeys import services as key_services
+from logfleet import realtime
 from streaming import services
 from streaming.models import OPEN_STATUSES, StreamSession
+from streaming.outbox import Outbox
 
 logger = logging.getLogger("logfleet.streaming")
 
 MAX_FRAME_BYTES = 64 * 1024
 ENDING_WARNING_SECONDS = 30
+REJOIN_SECONDS = 3600
 
 
 class Close:
@@ -55,23 +61,30 @@ def origin_allowed(scope) -> bool:
     return bool(validate_host(hostname, settings.ALLOWED_HOSTS) or validate_host(host, settings.ALLOWED_HOSTS))
 
 
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
 class RefusingConsumer(AsyncJsonWebsocketConsumer):
-    async def refuse(self, code: int):
+    async def refuse(self, code: int, reason: str):
         await self.accept()
-        await self.close(code=code)
+        await self.close(code=code, reason=reason)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         """A frame over 64 KiB closes the socket with 4413; a binary frame or text that is not JSON
         goes to `malformed_frame`; nothing a client sends fails the socket (1011)."""
         size = len(text_data.encode("utf-8")) if text_data is not None else len(bytes_data or b"")
         if size > MAX_FRAME_BYTES:
-            await self.close(code=Close.TOO_LARGE)
+            await self.close(code=Close.TOO_LARGE, reason="Frames are at most 64 KiB")
             return
         if text_data is None:
             await self.malformed_frame("frames are JSON text, not binary")
             return
         try:
-            content = json.loads(text_data)
+            content = json.loads(text_data, parse_constant=_refuse_constant)
+        except RecursionError:
+            await self.malformed_frame("the frame is nested too deeply")
+            return
         except ValueError:
             await self.malformed_frame("the frame is not valid JSON")
             return
@@ -81,62 +94,217 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
         """Ignored unless a consumer answers it."""
 
 
+def _query_token(scope) -> str:
+    return parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+
+
 class TokenAuthMiddleware:
     """Authenticates `?token=<access token>` with the same rules as HTTP (an ended session, a
-    deactivated user or a changed password refuse it) and puts the user in `scope["user"]`."""
+    deactivated user or a changed password refuse it) and puts the user in `scope["user"]` and its
+    LogFleet session in `scope["auth_session"]`."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
-        scope = {**scope, "user": await _user_for_token(token)}
+        user, session = await _user_for_token(_query_token(scope))
+        scope = {**scope, "user": user, "auth_session": session}
         return await self.app(scope, receive, send)
 
 
 @database_sync_to_async
 def _user_for_token(token: str):
     if not token:
-        return None
+        return None, None
     try:
-        user, _session = session_authenticate(token)
+        return session_authenticate(token)
     except AuthenticationFailed:
-        return None
-    return user
+        return None, None
+
+
+class CredentialSocket(RefusingConsumer):
+    """A socket that holds a credential (a viewer's token, an agent's key) and closes with 4401 when it
+    ends: at once on a `credential.ended` event of its groups (logfleet.realtime), at the credential's
+    own expiry, and, for an event it missed, on a re-check every STREAM_SOCKET_RECHECK_SECONDS."""
+
+    async def standing(self) -> realtime.Standing:
+        raise NotImplementedError
+
+    def init_credential_watch(self):
+        self.joined: list[str] = []
+        self.joined_at = time.monotonic()
+        self.closing = False
+        self.expires_at: float | None = None  # as the last check found it
+        self.announced_expiry: float | None = None  # as a `credential.expires` event said
+        self.check_now = False
+        self.wake = asyncio.Event()
+        self.watcher: asyncio.Task | None = None
+
+    async def join(self, *groups: str):
+        self.joined_at = time.monotonic()
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined.append(group)
+
+    async def join_and_check(self, *groups: str) -> bool:
+        """Join the credential's groups, then check it: an end from now on sends an event here, and one
+        that happened before (even since the first check) is seen. Refuses with 4401 when it has ended."""
+        await self.join(*groups)
+        standing = await self.standing()
+        if standing.ended:
+            self.closing = True
+            await self.refuse(Close.UNAUTHENTICATED, standing.ended)
+            return False
+        self.expires_at = standing.expires_at
+        return True
+
+    def watch_credential(self):
+        self.watcher = asyncio.ensure_future(self._watch())
+
+    def _next_recheck(self) -> float:
+        # Spread over the interval, so that the sockets of one process do not all ask at once.
+        return time.monotonic() + settings.STREAM_SOCKET_RECHECK_SECONDS * random.uniform(0.5, 1.0)
+
+    async def _watch(self):
+        recheck_at = self._next_recheck()
+        while not self.closing:
+            if not self.check_now:
+                delay = recheck_at - time.monotonic()
+                expiries = [at for at in (self.expires_at, self.announced_expiry) if at is not None]
+                if expiries:
+                    delay = min(delay, min(expiries) - time.time() + 0.01)
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), max(0.0, delay))
+                    if not self.check_now:
+                        continue  # the expiry moved
+                except TimeoutError:
+                    pass
+            self.check_now = False
+            if time.monotonic() >= recheck_at:
+                recheck_at = self._next_recheck()
+                if time.monotonic() - self.joined_at > REJOIN_SECONDS:
+                    await self._rejoin()
+            try:
+                standing = await self.standing()
+            except Exception:  # the database is away: ask again at the next recheck
+                logger.warning("could not check the credential of a socket", exc_info=True)
+                continue
+            if standing.ended:
+                await self.end_for_credential(standing.ended)
+                return
+            self.expires_at = standing.expires_at
+
+    async def _rejoin(self):
+        """Join again: harmless, and it keeps the membership fresh, which the Redis layer forgets after
+        a day (its group_expiry) while agents stay connected for longer."""
+        self.joined_at = time.monotonic()
+        try:
+            for group in self.joined:
+                await self.channel_layer.group_add(group, self.channel_name)
+        except Exception:
+            logger.warning("could not refresh the groups of a socket", exc_info=True)
+
+    async def end_for_credential(self, reason: str):
+        if self.closing:
+            return
+        self.closing = True
+        if self.watcher is not None and self.watcher is not asyncio.current_task():
+            self.watcher.cancel()
+        await self.stop_sending()
+        await self.close(code=Close.UNAUTHENTICATED, reason=reason)
+
+    async def stop_sending(self):
+        """Drop whatever was on its way to the client: nothing more goes out once the credential has ended."""
+
+    async def credential_ended(self, event):
+        await self.end_for_credential(event["reason"])
+
+    async def credential_check(self, event):
+        self.check_now = True
+        self.wake.set()
+
+    async def credential_expires(self, event):
+        expires_at = float(event["expires_at"])
+        self.announced_expiry = min(expires_at, self.announced_expiry or expires_at)
+        self.wake.set()
+
+    async def disconnect(self, code):
+        self.closing = True
+        if self.watcher is not None:
+            self.watcher.cancel()
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
 
 
 @database_sync_to_async
 def _viewer_session(user, session_id: str):
     if user is None:
-        return Close.UNAUTHENTICATED, None
+        return (Close.UNAUTHENTICATED, "A valid access token is required (?token=)"), None
     session = StreamSession.objects.filter(pk=session_id, organization_id=user.organization_id).first()
     if session is None:
-        return Close.NOT_FOUND, None
+        return (Close.NOT_FOUND, "No such stream session"), None
     if session.effective_status() not in OPEN_STATUSES:
-        return Close.GONE, None
+        return (Close.GONE, "The stream session is over"), None
     return None, session
 
 
-class ViewerConsumer(RefusingConsumer):
-    """`/api/v1/stream/ws/{session_id}?token=<access token>`."""
+class ViewerConsumer(CredentialSocket):
+    """`/api/v1/stream/ws/{session_id}?token=<access token>`.
+
+    Everything after the first frame goes through the viewer's bounded outbox and one writer task, so
+    a viewer that stops reading holds up nobody and costs at most STREAM_VIEWER_QUEUE_BYTES.
+    """
 
     async def connect(self):
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
-        self.group = None
         self.timers: list[asyncio.TimerHandle] = []
+        self.ending = False  # the session ended: what is queued goes out, then the close
+        self.outbox = Outbox(settings.STREAM_VIEWER_QUEUE_BYTES)
+        self.writer: asyncio.Task | None = None
+        self.init_credential_watch()
         if not origin_allowed(self.scope):
-            await self.refuse(Close.FORBIDDEN)
+            await self.refuse(Close.FORBIDDEN, "This Origin is not allowed")
             return
         refusal, session = await _viewer_session(self.scope.get("user"), self.session_id)
         if refusal is not None:
-            await self.refuse(refusal)
+            await self.refuse(*refusal)
             return
         self.agent_ref = session.agent_ref
-        self.group = services.session_group(session.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.organization_id = session.organization_id
+        joined = await self.join_and_check(
+            services.session_group(session.pk),
+            realtime.auth_session_group(self.scope["auth_session"].pk),
+            realtime.user_group(self.scope["user"].pk),
+        )
+        if not joined:
+            return
         await self.accept()
         await self.send_json({"type": "control", "event": "session_started", "status": session.effective_status()})
+        self.writer = asyncio.ensure_future(self._write())
         self._schedule(session.expires_at)
+        self.watch_credential()
+
+    async def standing(self) -> realtime.Standing:
+        return await database_sync_to_async(session_standing)(
+            _query_token(self.scope), organization_id=self.organization_id
+        )
+
+    async def _write(self):
+        try:
+            while True:
+                item = await self.outbox.get()
+                if item.close is not None:
+                    self.closing = True
+                    if self.watcher is not None:
+                        self.watcher.cancel()
+                    await self.close(code=item.close[0], reason=item.close[1])
+                    return
+                await self.send(text_data=item.text)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the viewer went away
+            logger.debug("viewer of %s went away", self.session_id, exc_info=True)
 
     def _schedule(self, expires_at):
         loop = asyncio.get_running_loop()
@@ -146,8 +314,10 @@ class ViewerConsumer(RefusingConsumer):
         self.timers.append(loop.call_later(max(0.0, remaining), lambda: asyncio.ensure_future(self._timeout())))
 
     async def _warn(self, expires_at):
+        if self.closing or self.ending:
+            return
         remaining = max(0, round((expires_at - timezone.now()).total_seconds()))
-        await self.send_json(
+        self.outbox.put_control(
             {"type": "control", "event": "session_ending", "reason": "timeout", "seconds_remaining": remaining}
         )
 
@@ -159,111 +329,142 @@ class ViewerConsumer(RefusingConsumer):
         for timer in self.timers:
             timer.cancel()
         self.timers = []
-        try:
-            await self.send_json({"type": "control", "event": "session_ended", "reason": reason})
-            await self.close(code=1000)
-        except Exception:  # the viewer may already be gone
-            logger.debug("viewer went away before the end of %s", self.session_id)
+        if self.closing or self.ending:
+            return
+        self.ending = True
+        self.outbox.put_control({"type": "control", "event": "session_ended", "reason": reason})
+        self.outbox.put_close(1000, f"The stream session ended ({reason})")
 
-    async def disconnect(self, code):
+    async def stop_sending(self):
         for timer in self.timers:
             timer.cancel()
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        self.timers = []
+        self.outbox.clear()
+        if self.writer is not None:
+            self.writer.cancel()
+
+    async def disconnect(self, code):
+        await self.stop_sending()
+        await super().disconnect(code)
 
     async def receive_json(self, content, **kwargs):
         """Frames from viewers are ignored (only their size is checked)."""
 
     async def log_lines(self, event):
-        for line in event["lines"]:
-            await self.send(text_data=json.dumps(line))
-        if event.get("dropped"):
-            await self.send_json({"type": "control", "event": "lines_dropped", "count": event["dropped"]})
+        if self.closing or self.ending:
+            return
+        for frame in event["frames"]:
+            self.outbox.put_line(frame)
+        self.outbox.put_dropped(event.get("dropped", 0))
 
     async def session_ended(self, event):
         await self._end(event["reason"])
 
 
+KEY_REFUSED = "A valid API key is required (X-API-Key)"
+
+
 @database_sync_to_async
-def _agent_for_key(raw_key: str | None, agent_id: str):
-    principal = key_services.authenticate(raw_key.strip()) if raw_key else None
+def _agent_for_key(raw_key: str, agent_id: str):
+    principal = key_services.authenticate(raw_key) if raw_key else None
     if principal is None:
-        return Close.UNAUTHENTICATED, None, None
+        return (Close.UNAUTHENTICATED, KEY_REFUSED), None, None
     if not principal.has("edge:stream"):
-        return Close.FORBIDDEN, None, None
+        return (Close.FORBIDDEN, "This API key lacks the permission edge:stream"), None, None
     agent = Agent.objects.filter(pk=agent_id, organization_id=principal.organization_id).first()
     if agent is None:
-        return Close.NOT_FOUND, None, None
-    return None, agent, services.agent_instructions(agent.pk)
+        return (Close.NOT_FOUND, "No such agent in the organization of this API key"), None, None
+    return None, agent, principal
 
 
-class AgentConsumer(RefusingConsumer):
+class AgentConsumer(CredentialSocket):
     """`/api/v1/edge/agents/{id}/ws` with `X-API-Key` (edge:stream): stream instructions at once, lines back."""
 
     async def connect(self):
-        self.group = None
+        self.init_credential_watch()
+        self.raw_key = (_header(self.scope, b"x-api-key") or "").strip()
         agent_id = self.scope["url_route"]["kwargs"]["agent_id"]
-        refusal, agent, instructions = await _agent_for_key(_header(self.scope, b"x-api-key"), agent_id)
+        refusal, agent, principal = await _agent_for_key(self.raw_key, agent_id)
         if refusal is not None:
-            await self.refuse(refusal)
+            await self.refuse(*refusal)
             return
         self.agent = agent
-        self.group = services.agent_group(agent.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.key_id = principal.id
+        if not await self.join_and_check(services.agent_group(agent.pk), realtime.api_key_group(principal.id)):
+            return
         await self.accept()
+        instructions = await database_sync_to_async(services.agent_instructions)(agent.pk)
         for item in instructions:
             if item["action"] == "start":
                 await self.send_json({"type": "stream.start", **{k: v for k, v in item.items() if k != "action"}})
+        self.watch_credential()
 
-    async def disconnect(self, code):
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+    async def standing(self) -> realtime.Standing:
+        return await database_sync_to_async(key_services.key_standing)(key_id=self.key_id)
 
     async def malformed_frame(self, message: str):
         await self.send_json({"type": "error", "status": 400, "message": message})
 
     async def receive_json(self, content, **kwargs):
+        if self.closing:
+            return
         if not isinstance(content, dict):
             await self.send_json({"type": "error", "status": 400, "message": "frames are JSON objects"})
             return
         kind = content.get("type")
-        if kind == "stream.ack":
-            try:
-                session_id = uuid.UUID(str(content.get("session_id")))
-            except ValueError:
-                await self.send_json({"type": "error", "status": 400, "message": "session_id must be a UUID"})
-                return
-            await database_sync_to_async(services.session_activate)(session_id=session_id, agent_id=self.agent.pk)
-            return
-        if kind != "logs":
+        if kind not in ("stream.ack", "logs"):
             await self.send_json({"type": "error", "status": 400, "message": "unknown frame type"})
             return
-        await self.send_json(await database_sync_to_async(self._push)(content))
+        try:
+            session_id = uuid.UUID(str(content.get("session_id")))
+        except ValueError:
+            await self.send_json({"type": "error", "status": 400, "message": "session_id must be a UUID"})
+            return
+        answer = await database_sync_to_async(self._ack if kind == "stream.ack" else self._push)(session_id, content)
+        if answer is None:
+            # The key no longer authenticates a request: the socket ends as a request would be refused.
+            await self.end_for_credential((await self.standing()).ended or KEY_REFUSED)
+        elif answer:
+            await self.send_json(answer)
 
-    def _push(self, content: dict) -> dict:
-        session_id = content.get("session_id")
+    # Every frame that acts is authenticated like an HTTP request (through the shared cache): a key
+    # revoked a moment ago does nothing more, even before its socket hears of it.
+
+    def _ack(self, session_id: uuid.UUID, content: dict) -> dict | None:
+        if key_services.authenticate(self.raw_key) is None:
+            return None
+        services.session_activate(session_id=session_id, agent_id=self.agent.pk)
+        return {}
+
+    def _push(self, session_id: uuid.UUID, content: dict) -> dict | None:
+        if key_services.authenticate(self.raw_key) is None:
+            return None
         try:
             lines = services.clean_lines(content.get("logs"))
             result = services.stream_push(
                 session_id=session_id, agent_id=self.agent.pk, organization_id=self.agent.organization_id, lines=lines
             )
         except ValueError as exc:
-            return {"type": "error", "status": 400, "session_id": session_id, "message": str(exc)}
+            return {"type": "error", "status": 400, "session_id": str(session_id), "message": str(exc)}
         except LookupError:
-            return {"type": "error", "status": 404, "session_id": session_id, "message": "no such session"}
+            return {"type": "error", "status": 404, "session_id": str(session_id), "message": "no such session"}
         except Exception as exc:  # Gone and database trouble are answered, not raised into the socket
             status = getattr(exc, "status_code", 500)
             if status == 500:
                 logger.exception("agent stream push failed")
-            return {"type": "error", "status": status, "session_id": session_id, "message": str(exc)}
-        return {"type": "ack", "session_id": session_id, **result}
+            return {"type": "error", "status": status, "session_id": str(session_id), "message": str(exc)}
+        return {"type": "ack", "session_id": str(session_id), **result}
 
     async def agent_stream_start(self, event):
+        if self.closing:
+            return
         await self.send_json(
             {"type": "stream.start", **{k: v for k, v in event.items() if k not in ("type", "action")}}
         )
 
     async def agent_stream_stop(self, event):
+        if self.closing:
+            return
         await self.send_json({"type": "stream.stop", "session_id": event["session_id"]})
 
 
@@ -271,4 +472,4 @@ class NotFoundConsumer(RefusingConsumer):
     """Any other WebSocket path."""
 
     async def connect(self):
-        await self.refuse(Close.NOT_FOUND)
+        await self.refuse(Close.NOT_FOUND, "No such WebSocket endpoint")

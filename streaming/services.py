@@ -5,6 +5,8 @@ WebSocket listens on `agent.<agent id>`. With Redis as the channel layer, any pr
 any viewer or agent: a line pushed to one process reaches viewers on every other.
 """
 
+import itertools
+import json
 import logging
 import time
 import uuid
@@ -28,6 +30,11 @@ logger = logging.getLogger("logfleet.streaming")
 
 MAX_LINES_PER_PUSH = 1000
 MAX_MESSAGE_BYTES = 65_536
+# A line's metadata is cut to these bounds (and the line marked `metadata_truncated`), as its message
+# is cut to MAX_MESSAGE_BYTES: one odd line must not cost every viewer, nor fail the agent's push.
+MAX_METADATA_KEYS = 32  # keys of each object, items of each list
+MAX_METADATA_DEPTH = 4  # levels of objects and lists, the metadata object being the first
+MAX_METADATA_BYTES = 8192  # as compact JSON
 RECENTLY_ENDED = timedelta(minutes=5)
 INSTRUCTIONS_TTL = 10  # seconds the heartbeat's stream instructions may be served from the cache
 
@@ -258,6 +265,47 @@ def _truncate(message: str) -> tuple[str, bool]:
     return encoded[:MAX_MESSAGE_BYTES].decode("utf-8", errors="ignore"), True
 
 
+_TOO_DEEP = object()
+
+
+def _within_shape(value, depth: int):
+    """`value` with at most MAX_METADATA_KEYS entries per container and no container below
+    MAX_METADATA_DEPTH (_TOO_DEEP for such a container itself), and whether anything was cut."""
+    if not isinstance(value, dict | list):
+        return value, False
+    if depth > MAX_METADATA_DEPTH:
+        return _TOO_DEEP, True
+    entries = value.items() if isinstance(value, dict) else enumerate(value)
+    cut = len(value) > MAX_METADATA_KEYS
+    kept = []
+    for key, child in itertools.islice(entries, MAX_METADATA_KEYS):
+        child, child_cut = _within_shape(child, depth + 1)
+        cut = cut or child_cut
+        if child is not _TOO_DEEP:
+            kept.append((key, child))
+    return (dict(kept) if isinstance(value, dict) else [child for _key, child in kept]), cut
+
+
+def _compact_size(value) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+def bound_metadata(metadata: dict) -> tuple[dict, bool]:
+    """The metadata within its bounds (keys, depth, then bytes: the first top-level keys that fit),
+    and whether anything was cut."""
+    shaped, cut = _within_shape(metadata, 1)
+    if _compact_size(shaped) <= MAX_METADATA_BYTES:
+        return shaped, cut
+    kept, size = {}, 2  # the braces
+    for key, value in shaped.items():
+        entry = _compact_size(key) + 1 + _compact_size(value) + (1 if kept else 0)
+        if size + entry > MAX_METADATA_BYTES:
+            break
+        kept[key] = value
+        size += entry
+    return kept, True
+
+
 def matches_filters(filters: dict, line: dict) -> bool:
     """level: case-insensitive, one of; source: exact; pattern: plain substring of the message."""
     levels = filters.get("level") or []
@@ -270,17 +318,45 @@ def matches_filters(filters: dict, line: dict) -> bool:
     return not (pattern and pattern not in line.get("message", ""))
 
 
-def _budget(session_id, wanted: int) -> int:
-    """How many of `wanted` lines fit in this second's budget (a shared counter per session and second)."""
-    limit = settings.STREAM_MAX_LINES_PER_SECOND
-    key = f"stream-budget:{session_id}:{int(time.time())}"
+def _reserve(key: str, amount: int, limit: int) -> int:
+    """Take up to `amount` of this second's `limit` from a counter every process shares; how much was taken."""
+    cache.add(key, 0, 5)
+    used = cache.incr(key, amount)
+    return max(0, min(amount, limit - (used - amount)))
+
+
+def _give_back(key: str, amount: int) -> None:
+    if amount:
+        try:
+            cache.decr(key, amount)
+        except Exception:  # gone with its second: nothing to give back to
+            logger.debug("could not give back %s to %s", amount, key)
+
+
+def _budget(session_id, lines: list[dict], encode) -> list[str]:
+    """The frames (`encode(offset, line)`) of the first `lines` that fit in this second's budgets of the
+    session: STREAM_MAX_LINES_PER_SECOND lines and STREAM_MAX_BYTES_PER_SECOND bytes of frames, on
+    counters every process shares. The rest are dropped."""
+    second = int(time.time())
+    lines_key, bytes_key = f"stream-budget:{session_id}:{second}", f"stream-bytes:{session_id}:{second}"
     try:
-        cache.add(key, 0, 5)
-        used = cache.incr(key, wanted)
+        allowed = _reserve(lines_key, len(lines), settings.STREAM_MAX_LINES_PER_SECOND)
+        frames = [encode(offset, line) for offset, line in enumerate(lines[:allowed])]
+        sizes = [len(frame) for frame in frames]
+        granted = _reserve(bytes_key, sum(sizes), settings.STREAM_MAX_BYTES_PER_SECOND)
     except Exception:
         logger.warning("stream budget counter unavailable; allowing the lines", exc_info=True)
-        return wanted
-    return max(0, min(wanted, limit - (used - wanted)))
+        return [encode(offset, line) for offset, line in enumerate(lines)]
+    fit = total = 0
+    for size in sizes:
+        if total + size > granted:
+            break
+        total += size
+        fit += 1
+    # What the byte budget cut is not sent, so it is not spent either.
+    _give_back(bytes_key, sum(sizes) - total)
+    _give_back(lines_key, allowed - fit)
+    return frames[:fit]
 
 
 def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> dict:
@@ -300,15 +376,14 @@ def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> 
         if status not in OPEN_STATUSES:
             raise Gone("The stream session is over; stop streaming", details={"session_status": status})
         kept = [line for line in lines if matches_filters(session.filters, line)]
-        allowed = _budget(session.pk, len(kept))
-        forwarded, dropped = kept[:allowed], len(kept) - allowed
         first_seq = session.lines_sent + 1
-        frames = []
-        size = 0
-        for offset, line in enumerate(forwarded):
-            frame = {"type": "log", "seq": first_seq + offset, **line}
-            size += len(line["message"].encode("utf-8"))
-            frames.append(frame)
+        # Encoded once here, not once per viewer: the channel layer carries the frames as they go out,
+        # and the byte budget counts them so.
+        frames = _budget(
+            session.pk, kept, lambda offset, line: json.dumps({"type": "log", "seq": first_seq + offset, **line})
+        )
+        forwarded, dropped = kept[: len(frames)], len(kept) - len(frames)
+        size = sum(len(line["message"].encode("utf-8")) for line in forwarded)
         updates = {
             "lines_sent": F("lines_sent") + len(forwarded),
             "lines_dropped": F("lines_dropped") + dropped,
@@ -320,7 +395,7 @@ def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> 
         # Sent while the row is locked, so that concurrent pushes reach viewers in seq order.
         if frames or dropped:
             _group_send(
-                session_group(session.pk), {"type": "log.lines", "lines": frames, "dropped": dropped}, required=True
+                session_group(session.pk), {"type": "log.lines", "frames": frames, "dropped": dropped}, required=True
             )
     if session.status == SessionStatus.PENDING:
         _sessions_changed(agent_id)
@@ -333,7 +408,8 @@ def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> 
 
 
 def clean_lines(raw) -> list[dict]:
-    """Validate an agent's lines (≤ 1000); messages over 64 KiB are cut and flagged. Raises ValueError."""
+    """Validate an agent's lines (≤ 1000); messages over 64 KiB are cut and flagged `truncated`, metadata
+    over its bounds (MAX_METADATA_*) cut and flagged `metadata_truncated`. Raises ValueError."""
     if not isinstance(raw, list):
         raise ValueError("logs must be a list")
     if len(raw) > MAX_LINES_PER_PUSH:
@@ -346,6 +422,7 @@ def clean_lines(raw) -> list[dict]:
         metadata = item.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise ValueError(f"logs.{index}.metadata must be an object")
+        metadata, metadata_cut = bound_metadata(metadata)
         line = {
             "timestamp": str(item.get("timestamp") or timezone.now().isoformat().replace("+00:00", "Z"))[:64],
             "level": str(item.get("level") or "")[:32],
@@ -355,5 +432,7 @@ def clean_lines(raw) -> list[dict]:
         }
         if truncated:
             line["truncated"] = True
+        if metadata_cut:
+            line["metadata_truncated"] = True
         lines.append(line)
     return lines

@@ -59,6 +59,7 @@ def test_create_an_agent_with_labels(member_client, org):
         "config_hash",
         "applied_config_hash",
         "config_status",
+        "sources",
         "registered_at",
         "created_at",
         "updated_at",

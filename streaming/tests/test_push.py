@@ -61,6 +61,19 @@ def test_the_budget_drops_and_counts_lines(start, push_lines, online_agent, sett
     assert body["lines_dropped"] == r.json()["dropped"] and body["lines_sent"] == r.json()["accepted"]
 
 
+def test_the_byte_budget_drops_and_counts_long_lines_below_the_line_budget(
+    start, push_lines, online_agent, settings, member_client
+):
+    # A budget that four lines of 10 kB reach; the line budget (500 a second) is far away.
+    settings.STREAM_MAX_BYTES_PER_SECOND = 50_000
+    session_id = start(online_agent).json()["session_id"]
+    r = push_lines(online_agent, session_id, [line("x" * 10_000) for _ in range(10)])
+    assert r.status_code == 202, r.json()
+    assert (r.json()["accepted"], r.json()["dropped"]) == (4, 6)
+    body = member_client.get(f"/api/v1/stream/sessions/{session_id}").json()
+    assert (body["lines_sent"], body["lines_dropped"], body["bytes_sent"]) == (4, 6, 40_000)
+
+
 def test_a_session_that_is_over_answers_410(start, push_lines, online_agent, member_client):
     session_id = start(online_agent).json()["session_id"]
     member_client.post("/api/v1/stream/stop", {"session_id": session_id}, format="json")

@@ -2,42 +2,16 @@ import asyncio
 import json
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from accounts.tests.factories import UserFactory
 from apikeys.tests.factories import make_key
 from conftest import client_for
 from logfleet.asgi import application
+from streaming.tests.sockets import StallingClient, agent_socket, closed_with, frames_then_close, line, run, viewer
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def viewer(session_id, token, headers=None):
-    path = f"/api/v1/stream/ws/{session_id}" + (f"?token={token}" if token is not None else "")
-    return WebsocketCommunicator(application, path, headers=headers or [])
-
-
-def run(body):
-    async_to_sync(body)()
-
-
-async def closed_with(communicator) -> int:
-    message = await communicator.receive_output(timeout=3)
-    if message["type"] == "websocket.accept":
-        message = await communicator.receive_output(timeout=3)
-    assert message["type"] == "websocket.close", message
-    return message.get("code")
-
-
-def line(message, level="INFO", source="nginx"):
-    return {
-        "timestamp": "2024-01-15T10:30:00Z",
-        "level": level,
-        "message": message,
-        "source": source,
-        "metadata": {"file": "/var/log/x"},
-    }
 
 
 def test_a_viewer_gets_started_lines_in_order_and_the_end(start, push_lines, online_agent, member_client, member_user):
@@ -182,12 +156,6 @@ def test_viewer_frames_are_ignored_but_a_huge_one_closes_the_socket(start, onlin
     run(body)
 
 
-def agent_socket(agent, raw_key):
-    return WebsocketCommunicator(
-        application, f"/api/v1/edge/agents/{agent.pk}/ws", headers=[(b"x-api-key", raw_key.encode())]
-    )
-
-
 def test_the_agent_socket_hears_starts_and_stops_and_pushes_lines(start, online_agent, member_client, stream_key):
     open_id = start(online_agent, filters={"source": "nginx"}).json()["session_id"]
 
@@ -253,7 +221,7 @@ def test_the_agent_socket_refuses_bad_keys(online_agent, org, other_org):
 
 
 def test_slow_viewers_do_not_block_the_agent(start, push_lines, online_agent, member_client):
-    """A viewer that reads nothing: pushes still answer at once; the layer drops what overflows its channel."""
+    """A viewer that reads nothing: pushes still answer at once (its own outbox takes, or drops, the rest)."""
     session_id = start(online_agent).json()["session_id"]
 
     async def body():
@@ -266,3 +234,155 @@ def test_slow_viewers_do_not_block_the_agent(start, push_lines, online_agent, me
         await stuck.disconnect()
 
     run(body)
+
+
+def test_a_viewer_that_stops_reading_loses_only_its_own_lines_and_hears_how_many(
+    start, push_lines, online_agent, member_client, viewer_user, settings
+):
+    # Small, so that three pushes (17 kB each) overflow the stalled viewer's outbox.
+    settings.STREAM_VIEWER_QUEUE_BYTES = 40_000
+    session_id = start(online_agent).json()["session_id"]
+    stalling = StallingClient()
+    reader_token = client_for(viewer_user).tokens.token
+
+    async def body():
+        stuck = viewer(session_id, member_client.tokens.token, app=stalling)
+        reader = viewer(session_id, reader_token)
+        for ws in (stuck, reader):
+            assert (await ws.connect())[0]
+            assert (await ws.receive_json_from())["event"] == "session_started"
+        stalling.reading.clear()
+        accepted = 0
+        for push in range(3):
+            r = await sync_to_async(push_lines)(
+                online_agent, session_id, [line(f"{push}-{i} " + "x" * 150) for i in range(100)]
+            )
+            assert r.status_code == 202 and r.json()["dropped"] == 0, r.json()
+            accepted += r.json()["accepted"]
+        # The viewer that reads gets every line, whatever the other does.
+        assert [(await reader.receive_json_from(timeout=3))["seq"] for _ in range(accepted)] == list(
+            range(1, accepted + 1)
+        )
+        await sync_to_async(member_client.post)("/api/v1/stream/stop", {"session_id": session_id}, format="json")
+        stalling.reading.set()
+        frames, code, _reason = await frames_then_close(stuck)
+        assert code == 1000 and frames[-1] == {"type": "control", "event": "session_ended", "reason": "stopped"}
+        # Every line either reached it or is counted, at the place of the gap.
+        seen, expected = 0, 1
+        for frame in frames[:-1]:
+            if frame["type"] == "log":
+                assert frame["seq"] == expected, frames
+                expected += 1
+                seen += 1
+            else:
+                assert frame["event"] == "lines_dropped", frame
+                expected += frame["count"]
+        assert expected - 1 == accepted and seen < accepted
+        await stuck.disconnect()
+        await reader.disconnect()
+
+    run(body)
+
+
+def test_metadata_over_its_bounds_is_cut_and_marked_on_both_push_paths(
+    start, push_lines, online_agent, member_client, stream_key
+):
+    session_id = start(online_agent).json()["session_id"]
+    sent = {
+        "keys": {f"k{i}": i for i in range(100)},
+        "items": {"tags": list(range(100))},
+        "depth": {"a": {"b": {"c": {"d": {"e": 1}}, "c2": 2}}},
+        "bytes": {"first": "x" * 5000, "second": "y" * 5000, "third": 3},
+        "fine": {"file": "/var/log/x", "nested": {"ok": [1, {"two": 2}]}},
+    }
+    kept = {
+        "keys": {f"k{i}": i for i in range(32)},
+        "items": {"tags": list(range(32))},
+        "depth": {"a": {"b": {"c": {}, "c2": 2}}},
+        "bytes": {"first": "x" * 5000},
+        "fine": sent["fine"],
+    }
+
+    async def body():
+        watcher = viewer(session_id, member_client.tokens.token)
+        assert (await watcher.connect())[0]
+        await watcher.receive_json_from()
+        r = await sync_to_async(push_lines)(
+            online_agent, session_id, [line(name, metadata=metadata) for name, metadata in sent.items()]
+        )
+        assert r.status_code == 202 and r.json()["accepted"] == 5, r.json()
+        for _ in sent:
+            frame = await watcher.receive_json_from(timeout=3)
+            assert frame["metadata"] == kept[frame["message"]], frame["message"]
+            assert frame.get("metadata_truncated", False) is (frame["message"] != "fine"), frame["message"]
+
+        agent_ws = agent_socket(online_agent, stream_key)
+        assert (await agent_ws.connect())[0]
+        await agent_ws.receive_json_from()
+        await agent_ws.send_json_to(
+            {"type": "logs", "session_id": session_id, "logs": [line("keys", metadata=sent["keys"])]}
+        )
+        assert (await agent_ws.receive_json_from(timeout=3))["accepted"] == 1
+        frame = await watcher.receive_json_from(timeout=3)
+        assert frame["metadata"] == kept["keys"] and frame["metadata_truncated"] is True
+        await agent_ws.disconnect()
+        await watcher.disconnect()
+
+    run(body)
+
+
+def test_the_agent_socket_answers_bad_frames_with_400_and_stays_open(start, online_agent, stream_key):
+    session_id = start(online_agent).json()["session_id"]
+
+    async def body():
+        ws = agent_socket(online_agent, stream_key)
+        assert (await ws.connect())[0]
+        await ws.receive_json_from()
+        for frame in (
+            {"type": "logs", "session_id": "nope", "logs": [line("x")]},
+            {"type": "logs", "session_id": {"id": session_id}, "logs": [line("x")]},
+            {"type": "stream.ack", "session_id": [session_id]},
+        ):
+            await ws.send_json_to(frame)
+            answer = await ws.receive_json_from(timeout=3)
+            assert (answer["type"], answer["status"], answer["message"]) == ("error", 400, "session_id must be a UUID")
+        for text, message in (
+            ("[" * 5000 + "]" * 5000, "the frame is nested too deeply"),
+            ('{"type": "logs", "session_id": NaN}', "the frame is not valid JSON"),
+        ):
+            await ws.send_to(text_data=text)
+            assert await ws.receive_json_from(timeout=3) == {"type": "error", "status": 400, "message": message}
+        await ws.send_json_to({"type": "logs", "session_id": session_id, "logs": [line("still open")]})
+        assert (await ws.receive_json_from(timeout=3))["accepted"] == 1
+        await ws.disconnect()
+
+    run(body)
+
+
+def test_an_agent_socket_cannot_touch_another_agents_session(start, online_agent, org, member_client, stream_key):
+    from django.utils import timezone
+
+    from agents.models import Agent
+    from agents.tests.factories import AgentFactory
+
+    other = AgentFactory(organization=org)
+    Agent.objects.filter(pk=other.pk).update(last_heartbeat_at=timezone.now(), reported_status="online")
+    others_session = start(other).json()["session_id"]
+
+    async def body():
+        watcher = viewer(others_session, member_client.tokens.token)
+        assert (await watcher.connect())[0]
+        await watcher.receive_json_from()
+        ws = agent_socket(online_agent, stream_key)
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"type": "stream.ack", "session_id": others_session})
+        await ws.send_json_to({"type": "logs", "session_id": others_session, "logs": [line("not mine")]})
+        answer = await ws.receive_json_from(timeout=3)
+        assert (answer["type"], answer["status"]) == ("error", 404), answer
+        assert await watcher.receive_nothing(timeout=0.2)
+        await ws.disconnect()
+        await watcher.disconnect()
+
+    run(body)
+    session = member_client.get(f"/api/v1/stream/sessions/{others_session}").json()
+    assert (session["status"], session["lines_sent"]) == ("pending", 0)
