@@ -1,0 +1,957 @@
+"""Validation matches what the database stores, on every write path (security review).
+
+SQLite keeps over-long strings, out-of-range numbers and text PostgreSQL cannot encode, so there a
+missing bound passes unnoticed; on PostgreSQL the value passes validation and then the write fails
+(a 500, or a batch that fails again on every retry). Here, through the public API: for every write
+path and every bounded field, the value exactly at the bound is accepted and stored as sent, and
+values past it (one past, and a huge one for numbers) are a 400 `validation_error` naming the field
+and leave the database exactly as it was. Query strings and path ids that reach the database are
+checked the same way. Every test runs on SQLite and on PostgreSQL (DATABASE_URL); PostgreSQL is the
+one that matters.
+"""
+
+import copy
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from django.apps import apps
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from agents.models import Agent
+from agents.tests.factories import AgentFactory
+from apikeys.models import APIKey
+from apikeys.tests.factories import make_key
+from logfleet.testing import assert_error
+from metrics.models import MetricBatch, MetricConfig
+from streaming.models import StreamSession
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "Sturdy-test-passw0rd"
+OUR_APPS = ("accounts", "agents", "apikeys", "metrics", "streaming")
+# The largest Unix time a timestamp can hold (the end of year 9999).
+MAX_UNIX = 253402300799
+EDGE_PERMISSIONS = ["edge:register", "edge:heartbeat", "edge:metrics", "edge:stream"]
+RULE = {"name": "hits_total", "type": "counter", "pattern": "GET"}
+
+
+def text(length: int, char: str = "é") -> str:
+    """`length` characters; é by default, two bytes each, so a bound counts characters (as both
+    databases do), not bytes."""
+    return char * length
+
+
+def email(length: int, tag: str = "a") -> str:
+    """A valid address of exactly `length` (198 or more) characters: a 64-character local part and
+    labels of at most 63."""
+    local = (tag + "x" * 64)[:64]
+    return f"{local}@{'a' * 63}.{'b' * 63}.{'c' * (length - 197)}.com"
+
+
+def database_rows() -> dict[str, list]:
+    """Every row of the project's tables, to show that a refused request wrote nothing at all."""
+    return {
+        model._meta.label: list(model.objects.order_by("pk").values())
+        for model in apps.get_models()
+        if model._meta.app_label in OUR_APPS
+    }
+
+
+def names_field(details: dict, field: str) -> bool:
+    return any(key == field or key.startswith(f"{field}.") for key in details)
+
+
+def put(body: dict, path: str, value) -> dict:
+    """`body` with `value` at the dotted `path` (list indexes as numbers)."""
+    *parents, last = path.split(".")
+    target = body
+    for part in parents:
+        target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
+    if isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return body
+
+
+class World:
+    """What the write paths need: an organization with its people, an online agent, an edge key and
+    a metric config."""
+
+    def __init__(self, org, admin_client, member_client):
+        self.org = org
+        self.admin = admin_client
+        self.member = member_client
+        self.anon = APIClient()
+        self.agent = AgentFactory(organization=org, name="store-01", labels={"env": "prod"})
+        Agent.objects.filter(pk=self.agent.pk).update(last_heartbeat_at=timezone.now(), reported_status="online")
+        self.key, raw = make_key(org, permissions=EDGE_PERMISSIONS)
+        self.edge = APIClient()
+        self.edge.credentials(HTTP_X_API_KEY=raw)
+        created = member_client.post("/api/v1/metric-configs", {"name": "base", "metrics": [RULE]}, format="json")
+        assert created.status_code == 201, created.json()
+        self.config = MetricConfig.objects.get(pk=created.json()["id"])
+        self._count = 0
+
+    def unique(self, prefix: str = "n") -> str:
+        self._count += 1
+        return f"{prefix}{self._count}"
+
+    def unique_email(self) -> str:
+        return f"{self.unique('someone')}@example.com"
+
+    def agent_now(self) -> Agent:
+        return Agent.objects.get(pk=self.agent.pk)
+
+    def config_now(self) -> MetricConfig:
+        return MetricConfig.objects.get(pk=self.config.pk)
+
+
+@pytest.fixture
+def world(org, admin_client, member_client, settings):
+    # A test sends a few requests of one group; the limits themselves are tested on their own.
+    settings.RATE_LIMITS = {group: "1000/m" for group in settings.RATE_LIMITS}
+    return World(org, admin_client, member_client)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One bounded field of one write path (or one query parameter of a read that filters on it)."""
+
+    name: str
+    who: str  # the World attribute holding the client
+    method: str
+    url: str | Callable[[World], str]
+    field: str  # dotted path of the value in the body, or the query parameter
+    at: object  # the largest (or longest) value accepted
+    over: tuple  # values past the bound, each refused
+    body: dict | Callable[[World], dict] | None = None  # the rest of the body (or of the query string)
+    stored: Callable[[World, object], bool] | None = None  # whether the value is in the database as sent
+    ok: int = 200
+    details: str | None = None  # the key of `details` that names the field, when it is not `field`
+
+    def __str__(self):
+        return self.name
+
+    def prepare(self, world: World, value):
+        client = getattr(world, self.who)
+        url = self.url(world) if callable(self.url) else self.url
+        body = self.body(world) if callable(self.body) else copy.deepcopy(self.body or {})
+        if self.method == "get":
+            return lambda: client.get(url, {**body, self.field: value})
+        body = put(body, self.field, value)
+        return lambda: getattr(client, self.method)(url, body, format="json")
+
+
+def register_body(world):
+    return {"organization_name": "Acme", "email": world.unique_email(), "password": PASSWORD, "name": "Ann"}
+
+
+def agent_url(world):
+    return f"/api/v1/agents/{world.agent.pk}"
+
+
+def config_body(world):
+    return {"version": world.agent_now().config_version, "config": {"log_sources": [{"name": "n", "path": "/x"}]}}
+
+
+def agent_config(world, key):
+    return world.agent_now().config[key]
+
+
+def rule_body(world):
+    return {"name": world.unique("config"), "metrics": [dict(RULE)]}
+
+
+def stored_rule(world, key, value) -> bool:
+    return any(rule.get(key) == value for config in MetricConfig.objects.all() for rule in config.metrics)
+
+
+def stored_filter(world, key, value) -> bool:
+    return any(session.filters.get(key) == value for session in StreamSession.objects.all())
+
+
+def heartbeat_url(world):
+    return f"/api/v1/edge/agents/{world.agent.pk}/heartbeat"
+
+
+def report_body(world):
+    return {"status": "online", "config_status": {"hash": "h", "state": "failed", "errors": [{"message": "m"}]}}
+
+
+def reported_errors(world) -> list:
+    return world.agent_now().config_errors
+
+
+def aware(value: str):
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+BOUNDS = [
+    # --- accounts ---------------------------------------------------------------------------
+    Bound(
+        "register.organization_name",
+        "anon",
+        "post",
+        "/api/v1/auth/register",
+        "organization_name",
+        text(150),
+        (text(151),),
+        body=register_body,
+        stored=lambda w, v: apps.get_model("accounts.Organization").objects.filter(name=v).exists(),
+        ok=201,
+    ),
+    Bound(
+        "register.name",
+        "anon",
+        "post",
+        "/api/v1/auth/register",
+        "name",
+        text(150),
+        (text(151),),
+        body=register_body,
+        stored=lambda w, v: apps.get_model("accounts.User").objects.filter(name=v).exists(),
+        ok=201,
+    ),
+    Bound(
+        "register.email (stored lower-case)",
+        "anon",
+        "post",
+        "/api/v1/auth/register",
+        "email",
+        email(254, "Reg"),
+        (email(255, "Reg"),),
+        body=register_body,
+        stored=lambda w, v: apps.get_model("accounts.User").objects.filter(email=v.lower()).exists(),
+        ok=201,
+    ),
+    Bound(
+        "login.email",
+        "anon",
+        "post",
+        "/api/v1/auth/login",
+        "email",
+        email(254),
+        (email(255),),
+        body={"password": PASSWORD},
+        ok=401,  # unknown, but looked up
+    ),
+    Bound(
+        "forgot-password.email",
+        "anon",
+        "post",
+        "/api/v1/auth/forgot-password",
+        "email",
+        email(254),
+        (email(255),),
+        body={},
+        ok=202,
+    ),
+    Bound(
+        "me.name",
+        "member",
+        "patch",
+        "/api/v1/auth/me",
+        "name",
+        text(150),
+        (text(151),),
+        body={},
+        stored=lambda w, v: apps.get_model("accounts.User").objects.filter(pk=w.member.user.pk, name=v).exists(),
+    ),
+    Bound(
+        "organization.name",
+        "admin",
+        "patch",
+        "/api/v1/organization",
+        "name",
+        text(150),
+        (text(151),),
+        body={},
+        stored=lambda w, v: apps.get_model("accounts.Organization").objects.filter(pk=w.org.pk, name=v).exists(),
+    ),
+    Bound(
+        "members.email",
+        "admin",
+        "post",
+        "/api/v1/organization/members",
+        "email",
+        email(254, "Inv"),
+        (email(255, "Inv"),),
+        body={"name": "Bo", "role": "viewer"},
+        stored=lambda w, v: apps.get_model("accounts.User").objects.filter(email=v.lower()).exists(),
+        ok=201,
+    ),
+    Bound(
+        "members.name",
+        "admin",
+        "post",
+        "/api/v1/organization/members",
+        "name",
+        text(150),
+        (text(151),),
+        body=lambda w: {"email": w.unique_email(), "role": "viewer"},
+        stored=lambda w, v: apps.get_model("accounts.User").objects.filter(name=v).exists(),
+        ok=201,
+    ),
+    Bound("audit-events?action", "admin", "get", "/api/v1/audit-events", "action", "a" * 64, ("a" * 65,)),
+    Bound(
+        "audit-events?since",
+        "admin",
+        "get",
+        "/api/v1/audit-events",
+        "since",
+        "9999-12-31T23:59:59Z",
+        ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "10000-01-01T00:00:00Z"),
+    ),
+    Bound(
+        "audit-events?actor",
+        "admin",
+        "get",
+        "/api/v1/audit-events",
+        "actor",
+        str(uuid.uuid4()),
+        ("1" * 100, "not-a-uuid"),
+    ),
+    # --- agents -----------------------------------------------------------------------------
+    Bound(
+        "agents.create.name",
+        "member",
+        "post",
+        "/api/v1/agents",
+        "name",
+        text(128),
+        (text(129),),
+        body={},
+        stored=lambda w, v: Agent.objects.filter(name=v).exists(),
+        ok=201,
+    ),
+    Bound(
+        "agents.create.description",
+        "member",
+        "post",
+        "/api/v1/agents",
+        "description",
+        text(1024),
+        (text(1025),),
+        body=lambda w: {"name": w.unique()},
+        stored=lambda w, v: Agent.objects.filter(description=v).exists(),
+        ok=201,
+    ),
+    Bound(
+        "agents.create.labels (value)",
+        "member",
+        "post",
+        "/api/v1/agents",
+        "labels.env",
+        text(256),
+        (text(257),),
+        body=lambda w: {"name": w.unique()},
+        stored=lambda w, v: any(agent.labels == {"env": v} for agent in Agent.objects.all()),
+        ok=201,
+        details="labels",
+    ),
+    Bound(
+        "agents.create.labels (key)",
+        "member",
+        "post",
+        "/api/v1/agents",
+        "labels",
+        {"k" * 63: "v"},
+        ({"k" * 64: "v"},),
+        body=lambda w: {"name": w.unique()},
+        stored=lambda w, v: any(agent.labels == v for agent in Agent.objects.all()),
+        ok=201,
+    ),
+    Bound(
+        "agents.create.labels (count)",
+        "member",
+        "post",
+        "/api/v1/agents",
+        "labels",
+        {f"k{i}": "v" for i in range(32)},
+        ({f"k{i}": "v" for i in range(33)},),
+        body=lambda w: {"name": w.unique()},
+        stored=lambda w, v: any(agent.labels == v for agent in Agent.objects.all()),
+        ok=201,
+    ),
+    Bound(
+        "agents.update.name",
+        "member",
+        "patch",
+        agent_url,
+        "name",
+        text(128),
+        (text(129),),
+        body={},
+        stored=lambda w, v: w.agent_now().name == v,
+    ),
+    Bound(
+        "agents.update.description",
+        "member",
+        "patch",
+        agent_url,
+        "description",
+        text(1024),
+        (text(1025),),
+        body={},
+        stored=lambda w, v: w.agent_now().description == v,
+    ),
+    Bound(
+        "agents.update.labels",
+        "member",
+        "patch",
+        agent_url,
+        "labels.env",
+        text(256),
+        (text(257),),
+        body={},
+        stored=lambda w, v: w.agent_now().labels == {"env": v},
+        details="labels",
+    ),
+    Bound(
+        "agents.config.log_sources.path",
+        "member",
+        "put",
+        lambda w: f"{agent_url(w)}/config",
+        "config.log_sources.0.path",
+        "/" + "p" * 4095,
+        ("/" + "p" * 4096,),
+        body=config_body,
+        stored=lambda w, v: agent_config(w, "log_sources")[0]["path"] == v,
+    ),
+    Bound(
+        "agents.config.log_sources.name",
+        "member",
+        "put",
+        lambda w: f"{agent_url(w)}/config",
+        "config.log_sources.0.name",
+        "n" * 64,
+        ("n" * 65,),
+        body=config_body,
+        stored=lambda w, v: agent_config(w, "log_sources")[0]["name"] == v,
+    ),
+    Bound(
+        "agents.config.log_sources (count)",
+        "member",
+        "put",
+        lambda w: f"{agent_url(w)}/config",
+        "config.log_sources",
+        [{"name": f"s{i}", "path": f"/s{i}", "format": "text"} for i in range(50)],
+        ([{"name": f"s{i}", "path": f"/s{i}", "format": "text"} for i in range(51)],),
+        body=config_body,
+        stored=lambda w, v: agent_config(w, "log_sources") == v,
+    ),
+    *(
+        Bound(
+            f"agents.config.{key}",
+            "member",
+            "put",
+            lambda w: f"{agent_url(w)}/config",
+            f"config.{key}",
+            top,
+            (top + 1, low - 1, 10**20, -(10**20)),
+            body=config_body,
+            stored=lambda w, v, key=key: agent_config(w, key) == v,
+        )
+        for key, low, top in (
+            ("heartbeat_interval_seconds", 5, 300),
+            ("metrics_interval_seconds", 10, 3600),
+            ("retention_hours", 1, 8760),
+        )
+    ),
+    Bound("agents?search", "member", "get", "/api/v1/agents", "search", text(128), (text(129),)),
+    Bound(
+        "agents?label",
+        "member",
+        "get",
+        "/api/v1/agents",
+        "label",
+        "env:" + "v" * 396,
+        ("env:" + "v" * 397, "k" * 64 + ":v"),
+    ),
+    Bound(
+        "agents?label (count)",
+        "member",
+        "get",
+        "/api/v1/agents",
+        "label",
+        [f"k{i}:v" for i in range(32)],
+        ([f"k{i}:v" for i in range(33)],),
+    ),
+    Bound("agents?ordering", "member", "get", "/api/v1/agents", "ordering", "-last_heartbeat_at", ("x" * 1000,)),
+    Bound("agents?status", "member", "get", "/api/v1/agents", "status", "error", ("x" * 1000,)),
+    # --- API keys ---------------------------------------------------------------------------
+    Bound(
+        "api-keys.create.name",
+        "admin",
+        "post",
+        "/api/v1/api-keys",
+        "name",
+        text(128),
+        (text(129),),
+        body={"permissions": ["edge:heartbeat"]},
+        stored=lambda w, v: APIKey.objects.filter(name=v).exists(),
+        ok=201,
+    ),
+    Bound(
+        "api-keys.create.expires_at",
+        "admin",
+        "post",
+        "/api/v1/api-keys",
+        "expires_at",
+        "9999-12-31T23:59:59Z",
+        ("9999-12-31T23:59:59-01:00", "10000-01-01T00:00:00Z", "9" * 40),
+        body={"name": "k", "permissions": ["edge:heartbeat"]},
+        stored=lambda w, v: APIKey.objects.filter(expires_at=aware(v)).exists() if aware(v) else False,
+        ok=201,
+    ),
+    Bound(
+        "api-keys.create.permissions (count)",
+        "admin",
+        "post",
+        "/api/v1/api-keys",
+        "permissions",
+        ["edge:heartbeat"] * 10,
+        (["edge:heartbeat"] * 11,),
+        body={"name": "k"},
+        stored=lambda w, v: any(key.permissions == ["edge:heartbeat"] for key in APIKey.objects.all()),
+        ok=201,
+    ),
+    Bound(
+        "api-keys.rotate.grace_seconds",
+        "admin",
+        "post",
+        lambda w: f"/api/v1/api-keys/{w.key.pk}/rotate",
+        "grace_seconds",
+        604800,
+        (604801, -1, 10**20),
+        body={},
+        stored=lambda w, v: APIKey.objects.filter(replaces=w.key).exists(),
+        ok=201,
+    ),
+    Bound("api-keys?status", "admin", "get", "/api/v1/api-keys", "status", "revoked", ("x" * 1000,)),
+    # --- metric configs ---------------------------------------------------------------------
+    Bound(
+        "metric-configs.create.name",
+        "member",
+        "post",
+        "/api/v1/metric-configs",
+        "name",
+        text(128),
+        (text(129),),
+        body=rule_body,
+        stored=lambda w, v: MetricConfig.objects.filter(name=v).exists(),
+        ok=201,
+    ),
+    Bound(
+        "metric-configs.create.description",
+        "member",
+        "post",
+        "/api/v1/metric-configs",
+        "description",
+        text(1024),
+        (text(1025),),
+        body=rule_body,
+        stored=lambda w, v: MetricConfig.objects.filter(description=v).exists(),
+        ok=201,
+    ),
+    Bound(
+        "metric-configs.create.log_source",
+        "member",
+        "post",
+        "/api/v1/metric-configs",
+        "log_source",
+        "l" * 64,
+        ("l" * 65,),
+        body=rule_body,
+        stored=lambda w, v: MetricConfig.objects.filter(log_source=v).exists(),
+        ok=201,
+    ),
+    Bound(
+        "metric-configs.create.agent_selector",
+        "member",
+        "post",
+        "/api/v1/metric-configs",
+        "agent_selector.env",
+        text(256),
+        (text(257),),
+        body=rule_body,
+        stored=lambda w, v: any(config.agent_selector == {"env": v} for config in MetricConfig.objects.all()),
+        ok=201,
+        details="agent_selector",
+    ),
+    Bound(
+        "metric-configs.create.metrics.name",
+        "member",
+        "post",
+        "/api/v1/metric-configs",
+        "metrics.0.name",
+        "m" * 200,
+        ("m" * 201,),
+        body=rule_body,
+        stored=lambda w, v: stored_rule(w, "name", v),
+        ok=201,
+    ),
+    Bound(
+        "metric-configs.create.metrics.description",
+        "member",
+        "post",
+        "/api/v1/metric-configs",
+        "metrics.0.description",
+        text(1024),
+        (text(1025),),
+        body=rule_body,
+        stored=lambda w, v: stored_rule(w, "description", v),
+        ok=201,
+    ),
+    Bound(
+        "metric-configs.create.metrics.pattern",
+        "member",
+        "post",
+        "/api/v1/metric-configs",
+        "metrics.0.pattern",
+        "[" + "a" * 4094 + "]",  # 4096 characters that compile to one RE2 instruction
+        ("[" + "a" * 4095 + "]",),
+        body=rule_body,
+        stored=lambda w, v: stored_rule(w, "pattern", v),
+        ok=201,
+    ),
+    Bound(
+        "metric-configs.create.metrics.labels",
+        "member",
+        "post",
+        "/api/v1/metric-configs",
+        "metrics.0.labels.kind",
+        text(256),
+        (text(257),),
+        body=rule_body,
+        stored=lambda w, v: stored_rule(w, "labels", {"kind": v}),
+        ok=201,
+    ),
+    Bound(
+        "metric-configs.create.metrics (count)",
+        "member",
+        "post",
+        "/api/v1/metric-configs",
+        "metrics",
+        [{**RULE, "name": f"r{i}"} for i in range(50)],
+        ([{**RULE, "name": f"r{i}"} for i in range(51)],),
+        body=rule_body,
+        stored=lambda w, v: any(len(config.metrics) == 50 for config in MetricConfig.objects.all()),
+        ok=201,
+    ),
+    Bound(
+        "metric-configs.update.name",
+        "member",
+        "patch",
+        lambda w: f"/api/v1/metric-configs/{w.config.pk}",
+        "name",
+        text(128),
+        (text(129),),
+        body=lambda w: {"version": w.config_now().version},
+        stored=lambda w, v: w.config_now().name == v,
+    ),
+    Bound(
+        "metric-configs.update.agent_selector",
+        "member",
+        "put",
+        lambda w: f"/api/v1/metric-configs/{w.config.pk}",
+        "agent_selector.env",
+        text(256),
+        (text(257),),
+        body=lambda w: {"version": w.config_now().version, "name": "base", "metrics": [RULE]},
+        stored=lambda w, v: w.config_now().agent_selector == {"env": v},
+        details="agent_selector",
+    ),
+    Bound("metric-configs?log_source", "member", "get", "/api/v1/metric-configs", "log_source", "l" * 64, ("l" * 65,)),
+    Bound(
+        "metric-configs.test.lines",
+        "member",
+        "post",
+        "/api/v1/metric-configs/test",
+        "lines.0",
+        "x" * 65536,
+        ("x" * 65537,),
+        body={"metrics": [RULE], "lines": [""]},
+    ),
+    Bound(
+        "metric-configs.test.lines (count)",
+        "member",
+        "post",
+        "/api/v1/metric-configs/test",
+        "lines",
+        ["GET"] * 1000,
+        (["GET"] * 1001,),
+        body={"metrics": [RULE]},
+    ),
+    # --- metric reads -----------------------------------------------------------------------
+    Bound("metrics/series?name", "member", "get", "/api/v1/metrics/series", "name", "n" * 200, ("n" * 201,)),
+    Bound(
+        "metrics/series?agent_id",
+        "member",
+        "get",
+        "/api/v1/metrics/series",
+        "agent_id",
+        str(uuid.uuid4()),
+        ("1" * 100, "x"),
+    ),
+    Bound(
+        "metrics/series?label",
+        "member",
+        "get",
+        "/api/v1/metrics/series",
+        "label",
+        "env:" + "v" * 396,
+        ("env:" + "v" * 397,),
+    ),
+    Bound("metrics/query?name", "member", "get", "/api/v1/metrics/query", "name", "n" * 200, ("n" * 201,)),
+    Bound(
+        "metrics/query?step",
+        "member",
+        "get",
+        "/api/v1/metrics/query",
+        "step",
+        86400,
+        (86401, 9, 10**20, -(10**20)),
+        body={"name": "m"},
+    ),
+    Bound(
+        "metrics/query?end",
+        "member",
+        "get",
+        "/api/v1/metrics/query",
+        "end",
+        MAX_UNIX,
+        (MAX_UNIX + 1, 10**20, "10000-01-01T00:00:00+00:00"),
+        body={"name": "m", "start": MAX_UNIX - 3600},
+    ),
+    Bound(
+        "metrics/query?start",
+        "member",
+        "get",
+        "/api/v1/metrics/query",
+        "start",
+        0,
+        (-1, -(10**20)),
+        body={"name": "m", "end": 3600},
+    ),
+    Bound(
+        "metrics/query?group_by",
+        "member",
+        "get",
+        "/api/v1/metrics/query",
+        "group_by",
+        "g" * 400,
+        ("g" * 401,),
+        body={"name": "m"},
+    ),
+    # --- streaming --------------------------------------------------------------------------
+    *(
+        Bound(
+            f"stream.start.{path}",
+            "member",
+            "post",
+            "/api/v1/stream/start",
+            path,
+            at,
+            over,
+            body=lambda w: {"agent_id": str(w.agent.pk)},
+            stored=stored,
+            ok=201,
+        )
+        for path, at, over, stored in (
+            (
+                "timeout_seconds",
+                3600,
+                (3601, 0, 10**20),
+                lambda w, v: StreamSession.objects.filter(timeout_seconds=v).exists(),
+            ),
+            (
+                "filters.level",
+                [text(32)],
+                ([text(33)], ["error"] * 17),
+                lambda w, v: stored_filter(w, "level", v),
+            ),
+            (
+                "filters.source",
+                text(64),
+                (text(65),),
+                lambda w, v: stored_filter(w, "source", v),
+            ),
+            (
+                "filters.pattern",
+                text(1024),
+                (text(1025),),
+                lambda w, v: stored_filter(w, "pattern", v),
+            ),
+            (
+                "filter_query",
+                text(4096),
+                (text(4097),),
+                lambda w, v: StreamSession.objects.filter(filter_query=v).exists(),
+            ),
+        )
+    ),
+    Bound(
+        "stream/sessions?agent_id",
+        "member",
+        "get",
+        "/api/v1/stream/sessions",
+        "agent_id",
+        str(uuid.uuid4()),
+        ("1" * 100, "x"),
+    ),
+    Bound("stream/sessions?status", "member", "get", "/api/v1/stream/sessions", "status", "expired", ("x" * 1000,)),
+    # --- edge -------------------------------------------------------------------------------
+    *(
+        Bound(
+            f"edge.register.{path}",
+            "edge",
+            "post",
+            "/api/v1/edge/register",
+            path,
+            text(top),
+            (text(top + 1),),
+            body=lambda w: {"name": w.unique()},
+            stored=lambda w, v, path=path: Agent.objects.filter(**{path: v}).exists(),
+            ok=201,
+        )
+        for path, top in (("name", 128), ("hostname", 255), ("os", 128), ("version", 64))
+    ),
+    Bound(
+        "edge.register.labels",
+        "edge",
+        "post",
+        "/api/v1/edge/register",
+        "labels.env",
+        text(256),
+        (text(257),),
+        body=lambda w: {"name": w.unique()},
+        stored=lambda w, v: any(agent.labels == {"env": v} for agent in Agent.objects.all()),
+        ok=201,
+        details="labels",
+    ),
+    Bound(
+        "edge.heartbeat.version",
+        "edge",
+        "post",
+        heartbeat_url,
+        "version",
+        text(64),
+        (text(65),),
+        body={"status": "online"},
+        stored=lambda w, v: w.agent_now().version == v,
+    ),
+    Bound(
+        "edge.heartbeat.metrics (size)",
+        "edge",
+        "post",
+        heartbeat_url,
+        "metrics",
+        {"blob": "x" * (16 * 1024 - 12)},  # 16 KiB of JSON
+        ({"blob": "x" * (16 * 1024 - 11)},),
+        body={"status": "online"},
+        stored=lambda w, v: w.agent_now().system_metrics == v,
+    ),
+    Bound(
+        "edge.heartbeat.config_status.hash",
+        "edge",
+        "post",
+        heartbeat_url,
+        "config_status.hash",
+        "h" * 64,
+        ("h" * 65,),
+        body=report_body,
+        stored=lambda w, v: w.agent_now().config_report_hash == v,
+    ),
+    *(
+        Bound(
+            f"edge.heartbeat.config_status.errors.{key}",
+            "edge",
+            "post",
+            heartbeat_url,
+            f"config_status.errors.0.{key}",
+            text(top),
+            (text(top + 1),),
+            body=report_body,
+            stored=lambda w, v, key=key: reported_errors(w)[0].get(key) == v,
+        )
+        for key, top in (("message", 1024), ("config_id", 64), ("metric", 128))
+    ),
+    Bound(
+        "edge.heartbeat.config_status.errors (count)",
+        "edge",
+        "post",
+        heartbeat_url,
+        "config_status.errors",
+        [{"message": "m"}] * 100,
+        ([{"message": "m"}] * 101,),
+        body=report_body,
+        stored=lambda w, v: len(reported_errors(w)) == 100,
+    ),
+    Bound(
+        "edge.heartbeat (compat).agent_id",
+        "edge",
+        "post",
+        "/api/v1/edge/heartbeat",
+        "agent_id",
+        None,  # replaced below by the agent's id: see test_bounds
+        ("1" * 100, "x", 10**20),
+        body={"status": "online"},
+    ),
+    Bound(
+        "edge.metrics.batch_id",
+        "edge",
+        "post",
+        lambda w: f"/api/v1/edge/agents/{w.agent.pk}/metrics",
+        "batch_id",
+        "b" * 128,
+        ("b" * 129, ""),
+        body={"samples": []},
+        stored=lambda w, v: MetricBatch.objects.filter(batch_id=v).exists(),
+        ok=202,
+    ),
+    Bound(
+        "edge.metrics.samples (count)",
+        "edge",
+        "post",
+        lambda w: f"/api/v1/edge/agents/{w.agent.pk}/metrics",
+        "samples",
+        [{}] * 10_000,  # each refused on its own, as per-sample errors
+        ([{}] * 10_001,),
+        body={},
+        ok=202,
+    ),
+    Bound(
+        "edge.sync-config (compat)?agent_id",
+        "edge",
+        "get",
+        "/api/v1/edge/sync-config",
+        "agent_id",
+        None,  # the agent's id: see test_bounds
+        ("1" * 100, "x"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BOUNDS, ids=str)
+def test_bounds(world, case):
+    """At the bound: accepted and stored as sent. Past it: a 400 naming the field, nothing written."""
+    at = str(world.agent.pk) if case.at is None else case.at
+    response = case.prepare(world, at)()
+    assert response.status_code == case.ok, response.json()
+    if case.stored is not None:
+        assert case.stored(world, at), f"{case.field} was not stored as sent"
+    for value in case.over:
+        send = case.prepare(world, value)
+        before = database_rows()
+        body = assert_error(send(), 400, "validation_error")
+        assert names_field(body["details"], case.details or case.field), (str(value)[:80], body)
+        assert database_rows() == before, f"a refused {case.field} changed the database"
