@@ -11,12 +11,15 @@ one that matters.
 """
 
 import copy
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
 from django.apps import apps
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -25,6 +28,8 @@ from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.models import APIKey
 from apikeys.tests.factories import make_key
+from logfleet.api.parsers import SURROGATE_MESSAGE
+from logfleet.asgi import application
 from logfleet.testing import assert_error
 from metrics.models import MetricBatch, MetricConfig
 from streaming.models import StreamSession
@@ -53,12 +58,16 @@ def email(length: int, tag: str = "a") -> str:
 
 
 def database_rows() -> dict[str, list]:
-    """Every row of the project's tables, to show that a refused request wrote nothing at all."""
-    return {
+    """Every row of the project's tables, to show that a refused request wrote nothing at all (but
+    the key's `last_used_at`: a use of an API key is recorded whatever the answer)."""
+    rows = {
         model._meta.label: list(model.objects.order_by("pk").values())
         for model in apps.get_models()
         if model._meta.app_label in OUR_APPS
     }
+    for key in rows["apikeys.APIKey"]:
+        key.pop("last_used_at")
+    return rows
 
 
 def names_field(details: dict, field: str) -> bool:
@@ -955,3 +964,220 @@ def test_bounds(world, case):
         body = assert_error(send(), 400, "validation_error")
         assert names_field(body["details"], case.details or case.field), (str(value)[:80], body)
         assert database_rows() == before, f"a refused {case.field} changed the database"
+
+
+# --- text the databases cannot store -----------------------------------------------------------
+# A JSON escape of half a UTF-16 surrogate pair decodes to a string with no UTF-8 encoding:
+# PostgreSQL refuses it in text and jsonb ("invalid input syntax for type json", a 500 when it sat
+# in labels, selectors, heartbeat metrics or configs), SQLite when the row is written.
+
+LONE = "\ud800"
+
+
+def session_url(world) -> str:
+    return f"/api/v1/edge/agents/{world.agent.pk}/stream"
+
+
+def open_session(world) -> StreamSession:
+    now = timezone.now()
+    return StreamSession.objects.create(
+        organization=world.org,
+        agent=world.agent,
+        agent_ref=world.agent.pk,
+        timeout_seconds=300,
+        started_at=now,
+        expires_at=now + timedelta(seconds=300),
+    )
+
+
+def sample(**fields) -> dict:
+    return {"name": "m", "type": "gauge", "timestamp": timezone.now().isoformat(), "value": 1, **fields}
+
+
+@dataclass(frozen=True)
+class Unstorable:
+    name: str
+    who: str
+    method: str
+    url: str | Callable[[World], str]
+    body: Callable[[World], dict]
+    field: str  # the key of `details`
+
+    def __str__(self):
+        return self.name
+
+
+SURROGATES = [
+    Unstorable(
+        "register.organization_name",
+        "anon",
+        "post",
+        "/api/v1/auth/register",
+        lambda w: {**register_body(w), "organization_name": LONE},
+        "organization_name",
+    ),
+    Unstorable(
+        "agents.create.labels (value)",
+        "member",
+        "post",
+        "/api/v1/agents",
+        lambda w: {"name": "a", "labels": {"env": LONE}},
+        "labels.env",
+    ),
+    Unstorable(
+        "agents.create.labels (key)",
+        "member",
+        "post",
+        "/api/v1/agents",
+        lambda w: {"name": "a", "labels": {f"e{LONE}": "v"}},
+        "labels",
+    ),
+    Unstorable(
+        "agents.update.description (low half)",
+        "member",
+        "patch",
+        agent_url,
+        lambda w: {"description": "low \udfff"},
+        "description",
+    ),
+    Unstorable(
+        "agents.config.path",
+        "member",
+        "put",
+        lambda w: f"{agent_url(w)}/config",
+        lambda w: {**config_body(w), "config": {"log_sources": [{"name": "n", "path": f"/x{LONE}"}]}},
+        "config.log_sources.0.path",
+    ),
+    Unstorable(
+        "metric-configs.agent_selector",
+        "member",
+        "post",
+        "/api/v1/metric-configs",
+        lambda w: {**rule_body(w), "agent_selector": {"env": LONE}},
+        "agent_selector.env",
+    ),
+    Unstorable(
+        "metric-configs.metrics.labels",
+        "member",
+        "post",
+        "/api/v1/metric-configs",
+        lambda w: {**rule_body(w), "metrics": [{**RULE, "labels": {"kind": LONE}}]},
+        "metrics.0.labels.kind",
+    ),
+    Unstorable(
+        "stream.start.filters",
+        "member",
+        "post",
+        "/api/v1/stream/start",
+        lambda w: {"agent_id": str(w.agent.pk), "filters": {"level": [LONE]}},
+        "filters.level.0",
+    ),
+    Unstorable(
+        "edge.register.labels",
+        "edge",
+        "post",
+        "/api/v1/edge/register",
+        lambda w: {"name": "e", "labels": {"env": LONE}},
+        "labels.env",
+    ),
+    Unstorable(
+        "edge.heartbeat.metrics (value)",
+        "edge",
+        "post",
+        heartbeat_url,
+        lambda w: {"status": "online", "metrics": {"cpu": LONE}},
+        "metrics.cpu",
+    ),
+    Unstorable(
+        "edge.heartbeat.metrics (key)",
+        "edge",
+        "post",
+        heartbeat_url,
+        lambda w: {"status": "online", "metrics": {f"c{LONE}": 1}},
+        "metrics",
+    ),
+    Unstorable(
+        "edge.heartbeat.config_status",
+        "edge",
+        "post",
+        heartbeat_url,
+        lambda w: put(report_body(w), "config_status.errors.0.message", LONE),
+        "config_status.errors.0.message",
+    ),
+    Unstorable(
+        "edge.metrics.labels",
+        "edge",
+        "post",
+        lambda w: f"/api/v1/edge/agents/{w.agent.pk}/metrics",
+        lambda w: {"samples": [sample(labels={"env": LONE})]},
+        "samples.0.labels.env",
+    ),
+    Unstorable(
+        "edge.stream.logs",
+        "edge",
+        "post",
+        session_url,
+        lambda w: {"session_id": str(open_session(w).pk), "logs": [{"message": f"line {LONE}"}]},
+        "logs.0.message",
+    ),
+]
+
+
+def send_json(client, method: str, url: str, body: dict):
+    """The body as JSON text exactly as json.dumps escapes it (the test client's renderer would
+    refuse to encode a lone surrogate before sending)."""
+    return getattr(client, method)(url, json.dumps(body), content_type="application/json")
+
+
+@pytest.mark.parametrize("case", SURROGATES, ids=str)
+def test_lone_surrogates_are_refused_naming_the_field(world, case):
+    url = case.url(world) if callable(case.url) else case.url
+    body = case.body(world)
+    before = database_rows()
+    answer = assert_error(send_json(getattr(world, case.who), case.method, url, body), 400, "validation_error")
+    assert answer["details"] == {case.field: SURROGATE_MESSAGE}, answer
+    assert database_rows() == before
+
+
+def test_escaped_surrogate_pairs_are_characters_and_stored(world):
+    """`"\\ud83d\\ude00"` is one character (😀), not two halves: accepted everywhere."""
+    r = send_json(world.member, "post", "/api/v1/agents", {"name": "a", "labels": {"env": "😀"}})
+    assert r.status_code == 201, r.json()
+    assert Agent.objects.get(pk=r.json()["id"]).labels == {"env": "😀"}
+    r = send_json(world.edge, "post", heartbeat_url(world), {"status": "online", "metrics": {"mood": "😀"}})
+    assert r.status_code == 200, r.json()
+    assert world.agent_now().system_metrics == {"mood": "😀"}
+
+
+def agent_socket(world, raw_key: str) -> WebsocketCommunicator:
+    return WebsocketCommunicator(
+        application, f"/api/v1/edge/agents/{world.agent.pk}/ws", headers=[(b"x-api-key", raw_key.encode())]
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_agent_socket_frames_are_checked_like_bodies(world):
+    """Over the agent's WebSocket: a lone surrogate, or a session id that is not a UUID, is a 400
+    error frame (not a 500 one, nor a line the Redis channel layer cannot encode); the socket stays."""
+    session = open_session(world)
+    _key, raw = make_key(world.org, permissions=["edge:stream"])
+
+    async def frames():
+        socket = agent_socket(world, raw)
+        assert (await socket.connect())[0]
+        assert (await socket.receive_json_from(timeout=3))["type"] == "stream.start"
+        logs = {"type": "logs", "session_id": str(session.pk), "logs": [{"message": f"a {LONE}"}]}
+        await socket.send_to(text_data=json.dumps(logs))
+        error = await socket.receive_json_from(timeout=3)
+        assert (error["type"], error["status"]) == ("error", 400), error
+        assert "logs.0.message" in error["message"], error
+        for session_id in ("x", "1" * 100, 10**20, {"id": 1}):
+            await socket.send_json_to({"type": "logs", "session_id": session_id, "logs": []})
+            error = await socket.receive_json_from(timeout=3)
+            assert (error["type"], error["status"], error["message"]) == ("error", 400, "session_id must be a UUID")
+        await socket.send_json_to({"type": "logs", "session_id": str(session.pk), "logs": [{"message": "fine"}]})
+        assert (await socket.receive_json_from(timeout=3))["type"] == "ack"
+        await socket.disconnect()
+
+    async_to_sync(frames)()
+    assert StreamSession.objects.get(pk=session.pk).lines_sent == 1
