@@ -28,6 +28,7 @@ from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.models import APIKey
 from apikeys.tests.factories import make_key
+from logfleet.api.exceptions import MAX_VERSION
 from logfleet.api.parsers import SURROGATE_MESSAGE
 from logfleet.asgi import application
 from logfleet.testing import assert_error
@@ -1181,3 +1182,57 @@ def test_agent_socket_frames_are_checked_like_bodies(world):
 
     async_to_sync(frames)()
     assert StreamSession.objects.get(pk=session.pk).lines_sent == 1
+
+
+# --- versions (optimistic locking) -------------------------------------------------------------
+# A version is a PositiveIntegerField: PostgreSQL's integer. A change at the last version it holds
+# wrote version + 1, which PostgreSQL refused with a 500 (SQLite stored it).
+
+VERSIONED = {
+    "agents.config": (
+        "put",
+        lambda w: f"{agent_url(w)}/config",
+        lambda w, version: {"version": version, "config": {"retention_hours": 24}},
+        lambda w: Agent.objects.filter(pk=w.agent.pk),
+        "config_version",
+    ),
+    "metric-configs (PATCH)": (
+        "patch",
+        lambda w: f"/api/v1/metric-configs/{w.config.pk}",
+        lambda w, version: {"version": version, "description": "changed"},
+        lambda w: MetricConfig.objects.filter(pk=w.config.pk),
+        "version",
+    ),
+    "metric-configs (PUT)": (
+        "put",
+        lambda w: f"/api/v1/metric-configs/{w.config.pk}",
+        lambda w, version: {"version": version, "name": "base", "metrics": [RULE]},
+        lambda w: MetricConfig.objects.filter(pk=w.config.pk),
+        "version",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", VERSIONED)
+def test_a_version_the_column_cannot_hold_is_refused_naming_it(world, name):
+    method, url, body, _rows, _column = VERSIONED[name]
+    client = world.member
+    for version in (MAX_VERSION + 1, 10**20, 0, -1, -(10**20)):
+        before = database_rows()
+        answer = assert_error(getattr(client, method)(url(world), body(world, version), format="json"), 400)
+        assert names_field(answer["details"], "version"), answer
+        assert database_rows() == before
+
+
+@pytest.mark.parametrize("name", VERSIONED)
+def test_the_last_version_the_column_holds_is_reached_then_a_conflict(world, name):
+    method, url, body, rows, column = VERSIONED[name]
+    client = world.member
+    rows(world).update(**{column: MAX_VERSION - 1})
+    r = getattr(client, method)(url(world), body(world, MAX_VERSION - 1), format="json")
+    assert r.status_code == 200, r.json()
+    assert getattr(rows(world).get(), column) == MAX_VERSION
+    before = database_rows()
+    answer = assert_error(getattr(client, method)(url(world), body(world, MAX_VERSION), format="json"), 409, "conflict")
+    assert answer["details"] == {"version": f"at its maximum ({MAX_VERSION})"}, answer
+    assert database_rows() == before
