@@ -32,7 +32,8 @@ from logfleet.api.exceptions import MAX_VERSION
 from logfleet.api.parsers import SURROGATE_MESSAGE
 from logfleet.asgi import application
 from logfleet.testing import assert_error
-from metrics.models import MetricBatch, MetricConfig
+from metrics.ingest import BIGINT_MAX
+from metrics.models import MetricBatch, MetricConfig, Rollup, Series
 from streaming.models import StreamSession
 
 pytestmark = pytest.mark.django_db
@@ -43,6 +44,7 @@ OUR_APPS = ("accounts", "agents", "apikeys", "metrics", "streaming")
 MAX_UNIX = 253402300799
 EDGE_PERMISSIONS = ["edge:register", "edge:heartbeat", "edge:metrics", "edge:stream"]
 RULE = {"name": "hits_total", "type": "counter", "pattern": "GET"}
+HISTOGRAM_RULE = {"name": "took_seconds", "type": "histogram", "pattern": "took=(\\d+)", "value_capture": "$1"}
 
 
 def text(length: int, char: str = "é") -> str:
@@ -179,6 +181,16 @@ def rule_body(world):
 
 def stored_rule(world, key, value) -> bool:
     return any(rule.get(key) == value for config in MetricConfig.objects.all() for rule in config.metrics)
+
+
+def stored_buckets(world) -> list[float] | None:
+    """The buckets of the stored histogram rule, as floats: PostgreSQL's jsonb keeps numbers as
+    decimals and gives 1e300 back as a 301-digit integer (the same number)."""
+    for config in MetricConfig.objects.all():
+        for rule in config.metrics:
+            if rule.get("buckets"):
+                return [float(bound) for bound in rule["buckets"]]
+    return None
 
 
 def stored_filter(world, key, value) -> bool:
@@ -644,6 +656,19 @@ BOUNDS = [
         body=rule_body,
         stored=lambda w, v: stored_rule(w, "labels", {"kind": v}),
         ok=201,
+    ),
+    Bound(
+        "metric-configs.create.metrics.buckets",
+        "member",
+        "post",
+        "/api/v1/metric-configs",
+        "metrics.0",
+        {**HISTOGRAM_RULE, "buckets": [0.1, 10**300]},
+        ({**HISTOGRAM_RULE, "buckets": [0.1, 10**400]},),  # an integer no float holds (it raised OverflowError)
+        body=rule_body,
+        stored=lambda w, v: stored_buckets(w) == [0.1, 1e300],
+        ok=201,
+        details="metrics.0.buckets",
     ),
     Bound(
         "metric-configs.create.metrics (count)",
@@ -1236,3 +1261,83 @@ def test_the_last_version_the_column_holds_is_reached_then_a_conflict(world, nam
     answer = assert_error(getattr(client, method)(url(world), body(world, MAX_VERSION), format="json"), 409, "conflict")
     assert answer["details"] == {"version": f"at its maximum ({MAX_VERSION})"}, answer
     assert database_rows() == before
+
+
+# --- metric samples ----------------------------------------------------------------------------
+# Bounds of one sample are per-sample errors (API.md section 6), so a batch is answered 202 with
+# the refused samples listed. PostgreSQL refuses a float8 sum that overflows and a bigint past
+# 2**63 - 1 (SQLite makes them infinity and a float): series totals and per-minute rollups are sums
+# in SQL, so a value near the largest double, pushed twice, failed every later batch of the agent.
+
+
+def push(world, samples: list, **body):
+    return world.edge.post(f"/api/v1/edge/agents/{world.agent.pk}/metrics", {"samples": samples, **body}, format="json")
+
+
+def histogram(count: int, total: float = 1.0, **fields) -> dict:
+    return sample(type="histogram", histogram={"count": count, "sum": total, "buckets": {"+Inf": count}}, **fields)
+
+
+SAMPLE_BOUNDS = {
+    "name": (sample(name="m" * 200), sample(name="m" * 201), "name"),
+    "label value": (sample(labels={"env": text(256)}), sample(labels={"env": text(257)}), "at most 256"),
+    "labels (count)": (
+        sample(labels={f"k{i}": "v" for i in range(32)}),
+        sample(labels={f"k{i}": "v" for i in range(33)}),
+        "at most 32",
+    ),
+    "value": (sample(value=1e200), sample(value=1.0000001e200), "1e200"),
+    "value (negative)": (sample(value=-1e200), sample(value=-1.7e308), "1e200"),
+    "value (near the largest double)": (
+        sample(type="counter", value=1e200),
+        sample(type="counter", value=1.7e308),
+        "1e200",
+    ),
+    "histogram.count": (histogram(10**12), histogram(10**12 + 1), "10**12"),
+    "histogram.sum": (histogram(1, total=1e200), histogram(1, total=1e201), "1e200"),
+}
+
+
+@pytest.mark.parametrize("name", SAMPLE_BOUNDS)
+def test_sample_bounds_are_per_sample_errors(world, name):
+    at, over, said = SAMPLE_BOUNDS[name]
+    r = push(world, [at])
+    assert r.status_code == 202, r.json()
+    assert r.json()["accepted"] == 1, r.json()
+    before = database_rows()
+    r = push(world, [over])
+    assert r.status_code == 202, r.json()
+    assert (r.json()["accepted"], r.json()["rejected"]) == (0, 1), r.json()
+    assert r.json()["errors"][0]["index"] == 0 and said in r.json()["errors"][0]["message"], r.json()
+    assert database_rows() == before
+
+
+def test_running_totals_of_values_at_the_bound_are_stored(world):
+    """Two counter increments and two gauge values of 1e200 in one minute: the series total and the
+    rollup's sum are 2e200, stored by PostgreSQL as by SQLite."""
+    at = timezone.now().replace(second=0, microsecond=0)
+    for _ in range(2):
+        samples = [
+            sample(name="c", type="counter", value=1e200, timestamp=at.isoformat()),
+            sample(name="g", value=1e200, timestamp=at.isoformat()),
+        ]
+        r = push(world, samples)
+        assert r.json()["accepted"] == 2, r.json()
+    assert Series.objects.get(name="c").total == 2e200
+    assert Rollup.objects.get(name="g").sum == 2e200
+
+
+def test_a_histograms_running_count_stops_at_what_a_bigint_holds(world):
+    assert push(world, [histogram(5)]).json()["accepted"] == 1
+    Series.objects.filter(name="m").update(histogram_count=BIGINT_MAX - 10)
+    r = push(world, [histogram(4), histogram(6)])
+    assert r.json()["accepted"] == 2, r.json()
+    assert Series.objects.get(name="m").histogram_count == BIGINT_MAX
+    before = database_rows()
+    r = push(world, [histogram(1)], batch_id="b1")
+    assert (r.json()["accepted"], r.json()["rejected"]) == (0, 1), r.json()
+    assert "running count" in r.json()["errors"][0]["message"], r.json()
+    after = database_rows()
+    assert [batch["batch_id"] for batch in after.pop("metrics.MetricBatch")] == ["b1"]  # remembered, with 0
+    before.pop("metrics.MetricBatch")
+    assert after == before
