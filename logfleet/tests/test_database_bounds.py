@@ -20,10 +20,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
+from django import forms
 from django.apps import apps
+from django.contrib import admin
+from django.test import Client, RequestFactory
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.models import AuditEvent, AuthSession, Organization, PasswordToken, User
+from accounts.services import audit_record
 from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.models import APIKey
@@ -1341,3 +1346,200 @@ def test_a_histograms_running_count_stops_at_what_a_bigint_holds(world):
     assert [batch["batch_id"] for batch in after.pop("metrics.MetricBatch")] == ["b1"]  # remembered, with 0
     before.pop("metrics.MetricBatch")
     assert after == before
+
+
+# --- the Django admin --------------------------------------------------------------------------
+# Every add and change form of every model: a value past a bounded field's limit re-renders the form
+# with the error beside the field (200) and writes nothing; values at the limits are saved as typed.
+
+
+@pytest.fixture
+def operator(db):
+    user = User.objects.create_superuser("root@example.com", PASSWORD)
+    client = Client()
+    client.force_login(user)
+    client.user = user
+    return client
+
+
+def split_time(name: str, value: datetime | None) -> dict:
+    moment = timezone.localtime(value) if value else None
+    return {
+        f"{name}_0": moment.date().isoformat() if moment else "",
+        f"{name}_1": moment.time().isoformat() if moment else "",
+    }
+
+
+def admin_objects(world) -> dict:
+    """One object of each model, for its change form."""
+    assert push(world, [sample(name="gauge")], batch_id="batch-1").status_code == 202
+    token = PasswordToken.objects.create(
+        user=world.member.user, purpose="reset", token_hash="0" * 64, expires_at=timezone.now() + timedelta(hours=1)
+    )
+    event = audit_record(organization=world.org, action="test.event", actor=world.member.user)
+    return {
+        Organization: world.org,
+        User: world.member.user,
+        AuthSession: AuthSession.objects.filter(user=world.member.user).first(),
+        PasswordToken: token,
+        AuditEvent: event,
+        APIKey: world.key,
+        Agent: world.agent,
+        MetricConfig: world.config,
+        Series: Series.objects.get(name="gauge"),
+        MetricBatch: MetricBatch.objects.get(batch_id="batch-1"),
+    }
+
+
+# Valid POST data of each admin form that can be submitted (obj is None for the add form).
+ADMIN_DATA = {
+    Organization: lambda w, obj: {"name": obj.name if obj else "Acme", "slug": obj.slug if obj else "acme"},
+    User: lambda w, obj: (
+        {
+            "email": obj.email,
+            "name": obj.name,
+            "organization": obj.organization_id,
+            "role": obj.role,
+            "status": obj.status,
+        }
+        if obj
+        else {
+            "email": "new@example.com",
+            "name": "New",
+            "organization": w.org.pk,
+            "role": "member",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        }
+    ),
+    AuthSession: lambda w, obj: {**split_time("ended_at", obj.ended_at), "end_reason": obj.end_reason},
+    APIKey: lambda w, obj: (
+        {"name": obj.name}
+        if obj
+        else {
+            "organization": w.org.pk,
+            "name": "k",
+            "permissions": ["edge:heartbeat"],
+            **split_time("expires_at", None),
+        }
+    ),
+    Agent: lambda w, obj: {
+        "organization": w.org.pk,
+        "name": obj.name if obj else "new-agent",
+        "description": obj.description if obj else "",
+    },
+}
+
+
+def admin_url(model, obj) -> str:
+    base = f"/admin/{model._meta.app_label}/{model._meta.model_name}"
+    return f"{base}/{obj.pk}/change/" if obj is not None else f"{base}/add/"
+
+
+def bounded_fields(form_class) -> dict:
+    return {name: field for name, field in form_class.base_fields.items() if getattr(field, "max_length", None)}
+
+
+def value_of_length(field, length: int, tag: str) -> str:
+    if isinstance(field, forms.EmailField):
+        return email(length, tag)
+    if isinstance(field, forms.SlugField):
+        return (tag + "s" * length)[:length]
+    return (tag + text(length))[:length]
+
+
+def admin_forms(world, operator):
+    """(model, model admin, object or None, form class) of every form the operator may submit."""
+    objects = admin_objects(world)
+    request = RequestFactory().get("/admin/")
+    request.user = operator.user
+    for model, model_admin in admin.site._registry.items():
+        if model._meta.app_label not in OUR_APPS:
+            continue
+        for obj in (None, objects[model]):
+            allowed = (
+                model_admin.has_add_permission(request)
+                if obj is None
+                else model_admin.has_change_permission(request, obj)
+            )
+            if allowed:
+                yield model, model_admin, obj, model_admin.get_form(request, obj, change=obj is not None)
+
+
+def test_admin_forms_refuse_values_past_their_bounds_and_save_values_at_them(world, operator):
+    checked = []
+    for model, _model_admin, obj, form_class in admin_forms(world, operator):
+        bounded = bounded_fields(form_class)
+        if not bounded:
+            continue
+        assert model in ADMIN_DATA, f"add the valid data of {model.__name__}'s admin form to ADMIN_DATA"
+        data = ADMIN_DATA[model](world, obj)
+        for name, field in bounded.items():
+            before = database_rows()
+            r = operator.post(admin_url(model, obj), {**data, name: value_of_length(field, field.max_length + 1, "o")})
+            assert r.status_code == 200, (model.__name__, name, r.status_code)
+            assert name in r.context["adminform"].form.errors, (model.__name__, name)
+            assert database_rows() == before, (model.__name__, name)
+            checked.append(f"{model.__name__}.{name}{'' if obj else ' (add)'}")
+        tag = "add" if obj is None else "chg"
+        at_bounds = {name: value_of_length(field, field.max_length, tag) for name, field in bounded.items()}
+        r = operator.post(admin_url(model, obj), {**data, **at_bounds})
+        assert r.status_code == 302, (model.__name__, r.context["adminform"].form.errors if r.context else r.content)
+        saved = model.objects.filter(
+            **{name: value.lower() if name == "email" else value for name, value in at_bounds.items()}
+        )
+        assert saved.exists(), (model.__name__, at_bounds)
+    assert sorted(checked) == sorted(
+        [
+            "Organization.name (add)",
+            "Organization.slug (add)",
+            "Organization.name",
+            "Organization.slug",
+            "User.email (add)",
+            "User.name (add)",
+            "User.email",
+            "User.name",
+            "AuthSession.end_reason",
+            "APIKey.name (add)",
+            "APIKey.name",
+            "Agent.name (add)",
+            "Agent.description (add)",
+            "Agent.name",
+            "Agent.description",
+        ]
+    )
+
+
+def test_admin_user_forms_check_the_email_as_it_is_stored(world, operator):
+    """Emails are stored lower-case: another case of a taken one is an error beside the field, not the
+    unique index's 500 (the model form's own check compared the case typed)."""
+    taken = world.member.user.email.upper()
+    other = User.objects.create_user(email="other@example.com", password=PASSWORD, name="O", organization=world.org)
+    before = database_rows()
+    for obj in (None, other):
+        r = operator.post(admin_url(User, obj), {**ADMIN_DATA[User](world, obj), "email": taken})
+        assert r.status_code == 200, r.status_code
+        assert r.context["adminform"].form.errors["email"] == ["A user with this email already exists."]
+    assert database_rows() == before
+    r = operator.post(admin_url(User, None), {**ADMIN_DATA[User](world, None), "email": "New.Person@Example.COM"})
+    assert r.status_code == 302
+    assert User.objects.filter(email="new.person@example.com").exists()
+
+
+def test_admin_has_no_add_form_for_sessions_and_password_tokens(world, operator):
+    """They are made by a login and by a reset or invitation (which sends the token): an empty add
+    form saved a row without its user or expiry, a 500."""
+    before = database_rows()
+    for model in (AuthSession, PasswordToken):
+        assert operator.get(admin_url(model, None)).status_code == 403
+        assert operator.post(admin_url(model, None), {"end_reason": "x"}).status_code == 403
+    assert database_rows() == before
+
+
+def test_admin_api_key_form_names_the_organizations_limit(world, operator, settings):
+    settings.MAX_API_KEYS_PER_ORG = 1  # the world's edge key is the one
+    before = database_rows()
+    r = operator.post(admin_url(APIKey, None), ADMIN_DATA[APIKey](world, None))
+    assert r.status_code == 200, r.status_code
+    assert r.context["adminform"].form.non_field_errors() == ["An organization may have at most 1 active API keys"]
+    assert database_rows() == before
