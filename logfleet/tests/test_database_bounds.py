@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -23,6 +24,7 @@ from channels.testing import WebsocketCommunicator
 from django import forms
 from django.apps import apps
 from django.contrib import admin
+from django.core.management import CommandError, call_command
 from django.test import Client, RequestFactory
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -1543,3 +1545,37 @@ def test_admin_api_key_form_names_the_organizations_limit(world, operator, setti
     assert r.status_code == 200, r.status_code
     assert r.context["adminform"].form.non_field_errors() == ["An organization may have at most 1 active API keys"]
     assert database_rows() == before
+
+
+# --- management commands -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["prune_metrics", "prune_history"])
+def test_prune_retentions_are_bounded(world, command, settings):
+    """Now minus 10**9 days is no date at all (an OverflowError); 0 fell back to the default."""
+    for days in ("0", "36501", str(10**9)):
+        with pytest.raises(CommandError, match="at least 1 and at most 36500"):
+            call_command(command, "--older-than-days", days, stdout=StringIO())
+    settings.HISTORY_RETENTION_DAYS = settings.METRICS_RETENTION_DAYS = 10**9
+    with pytest.raises(CommandError, match="its setting"):
+        call_command(command, stdout=StringIO())
+    before = database_rows()
+    out = StringIO()
+    call_command(command, "--older-than-days", "36500", stdout=out)
+    assert "36500 days" in out.getvalue()
+    assert database_rows() == before  # nothing is that old
+
+
+def test_create_api_key_refuses_what_the_api_refuses(world, settings):
+    org = ["--org", world.org.slug, "--name", "cli", "--permission", "edge:heartbeat"]
+    before = database_rows()
+    for expires_at in ("9999-12-31T23:59:59-01:00", "2030-13-01T00:00:00Z", "2030-01-01T00:00:00"):
+        with pytest.raises(CommandError, match="--expires-at"):
+            call_command("create_api_key", *org, "--expires-at", expires_at, stdout=StringIO())
+    settings.MAX_API_KEYS_PER_ORG = 1  # the world's edge key is the one
+    with pytest.raises(CommandError, match="at most 1 active API keys"):
+        call_command("create_api_key", *org, stdout=StringIO())
+    assert database_rows() == before
+    settings.MAX_API_KEYS_PER_ORG = 2
+    call_command("create_api_key", *org, "--expires-at", "9999-12-31T23:59:59Z", stdout=StringIO())
+    assert APIKey.objects.get(name="cli").expires_at == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
