@@ -29,6 +29,7 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts import services as accounts_services
 from accounts.models import AuditEvent, AuthSession, Organization, PasswordToken, User
 from accounts.services import audit_record
 from agents.models import Agent
@@ -1579,3 +1580,28 @@ def test_create_api_key_refuses_what_the_api_refuses(world, settings):
     settings.MAX_API_KEYS_PER_ORG = 2
     call_command("create_api_key", *org, "--expires-at", "9999-12-31T23:59:59Z", stdout=StringIO())
     assert APIKey.objects.get(name="cli").expires_at == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+# --- derived values ----------------------------------------------------------------------------
+
+
+def test_organization_slugs_derived_from_the_longest_names_are_unique_and_fit(world):
+    name = "Ünïcode & Co " + "x" * 137  # 150 characters; the slug drops what is not ASCII
+    slugs = []
+    for _ in range(2):
+        r = world.anon.post("/api/v1/auth/register", {**register_body(world), "organization_name": name}, format="json")
+        assert r.status_code == 201, r.json()
+        slugs.append(r.json()["organization"]["slug"])
+    assert len(set(slugs)) == 2 and all(len(slug) <= 160 for slug in slugs), slugs
+
+
+def test_a_slug_taken_meanwhile_is_picked_again(world, monkeypatch):
+    """Two registrations of one name at once can pick the same free slug: the one the unique index
+    refuses picks again (it was a 500)."""
+    Organization.objects.create(name="Acme", slug="acme")
+    real = accounts_services._unique_slug
+    answers = iter(["acme"])  # what the other registration's check saw before it committed
+    monkeypatch.setattr(accounts_services, "_unique_slug", lambda name: next(answers, None) or real(name))
+    r = world.anon.post("/api/v1/auth/register", {**register_body(world), "organization_name": "Acme"}, format="json")
+    assert r.status_code == 201, r.json()
+    assert r.json()["organization"]["slug"].startswith("acme-")
