@@ -1605,3 +1605,106 @@ def test_a_slug_taken_meanwhile_is_picked_again(world, monkeypatch):
     r = world.anon.post("/api/v1/auth/register", {**register_body(world), "organization_name": "Acme"}, format="json")
     assert r.status_code == 201, r.json()
     assert r.json()["organization"]["slug"].startswith("acme-")
+
+
+# --- pages and ids -----------------------------------------------------------------------------
+
+LISTS = [
+    ("member", "/api/v1/agents"),
+    ("admin", "/api/v1/api-keys"),
+    ("member", "/api/v1/metric-configs"),
+    ("member", "/api/v1/organization/members"),
+    ("admin", "/api/v1/audit-events"),
+    ("member", "/api/v1/stream/sessions"),
+    ("member", "/api/v1/metrics/names"),
+    ("member", "/api/v1/metrics/series"),
+]
+
+
+@pytest.mark.parametrize(("who", "url"), LISTS, ids=[url for _who, url in LISTS])
+def test_page_numbers_of_any_size(world, who, url):
+    """A page past the end is empty, however far (the offset is never sent to the database); a page
+    size is clamped however large; anything else is a 400 naming the parameter."""
+    client = getattr(world, who)
+    r = client.get(url, {"page": "99999999999999999999", "page_size": "99999999999999999999"})
+    assert r.status_code == 200, r.json()
+    assert (r.json()["items"], r.json()["page"], r.json()["page_size"]) == ([], 99999999999999999999, 100)
+    for name in ("page", "page_size"):
+        for value in ("-99999999999999999999", "0", "1e3", "1.5", "9" * 5000):
+            assert names_field(assert_error(client.get(url, {name: value}), 400, "validation_error")["details"], name)
+
+
+MALFORMED_IDS = ["not-a-uuid", "1" * 5000, "00000000-0000-0000-0000-00000000000g", str(uuid.uuid4()) + "0"]
+DETAIL_ROUTES = [
+    ("member", "get", "/api/v1/agents/{}", {}),
+    ("member", "patch", "/api/v1/agents/{}", {}),
+    ("member", "get", "/api/v1/agents/{}/config", {}),
+    ("member", "put", "/api/v1/agents/{}/config", {}),
+    ("admin", "get", "/api/v1/api-keys/{}", {}),
+    ("admin", "post", "/api/v1/api-keys/{}/rotate", {}),
+    ("admin", "delete", "/api/v1/api-keys/{}", {}),
+    ("member", "patch", "/api/v1/metric-configs/{}", {}),
+    ("admin", "patch", "/api/v1/organization/members/{}", {}),
+    ("member", "get", "/api/v1/stream/sessions/{}", {}),
+    ("edge", "post", "/api/v1/edge/agents/{}/heartbeat", {"status": "online"}),
+    ("edge", "get", "/api/v1/edge/agents/{}/metric-config", {}),
+    ("edge", "post", "/api/v1/edge/agents/{}/metrics", {"samples": []}),
+    ("edge", "post", "/api/v1/edge/agents/{}/stream", {"session_id": str(uuid.uuid4()), "logs": []}),
+]
+
+
+@pytest.mark.parametrize(("who", "method", "url", "body"), DETAIL_ROUTES, ids=[f"{r[1]} {r[2]}" for r in DETAIL_ROUTES])
+def test_path_ids_that_are_not_uuids_are_not_found(world, who, method, url, body):
+    client = getattr(world, who)
+    before = database_rows()
+    for value in [*MALFORMED_IDS, str(uuid.uuid4())]:
+        assert_error(getattr(client, method)(url.format(value), body, format="json"), 404, "not_found")
+    assert database_rows() == before
+
+
+BODY_IDS = [
+    ("member", "/api/v1/stream/start", lambda w, v: {"agent_id": v}, "agent_id"),
+    ("member", "/api/v1/stream/stop", lambda w, v: {"session_id": v}, "session_id"),
+    ("member", "/api/v1/metric-configs/test", lambda w, v: {"config_id": v, "lines": ["GET"]}, "config_id"),
+    ("edge", "/api/v1/edge/heartbeat", lambda w, v: {"agent_id": v, "status": "online"}, "agent_id"),
+    ("edge", session_url, lambda w, v: {"session_id": v, "logs": []}, "session_id"),
+]
+
+
+@pytest.mark.parametrize(
+    ("who", "url", "body", "field"), BODY_IDS, ids=[case[3] + " " + str(case[1]) for case in BODY_IDS]
+)
+def test_body_ids_malformed_are_400_and_unknown_are_404(world, who, url, body, field):
+    client = getattr(world, who)
+    url = url(world) if callable(url) else url
+    before = database_rows()
+    for value in [*MALFORMED_IDS, 10**40, ["x"], {"id": 1}]:  # 10**40: more than 128 bits
+        answer = assert_error(client.post(url, body(world, value), format="json"), 400, "validation_error")
+        assert names_field(answer["details"], field), answer
+    assert_error(client.post(url, body(world, str(uuid.uuid4())), format="json"), 404, "not_found")
+    assert database_rows() == before
+
+
+# --- addresses from the connection and its headers ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "stored"),
+    [
+        ("fe80::1%eth0", None, "fe80::1"),  # an IPv6 zone: PostgreSQL's inet has none
+        ("10.0.0.1", "fe80::2%eth1", "fe80::2"),
+        ("10.0.0.1", "not-an-address" * 100, "10.0.0.1"),
+        ("10.0.0.1", "[2001:db8::7]:443", "2001:db8::7"),
+    ],
+)
+def test_client_addresses_are_stored_as_the_database_holds_them(world, settings, remote, forwarded, stored):
+    settings.TRUSTED_PROXY_COUNT = 1 if forwarded else 0
+    headers = {"REMOTE_ADDR": remote, **({"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {})}
+    r = world.edge.post(heartbeat_url(world), {"status": "online"}, format="json", **headers)
+    assert r.status_code == 200, r.json()
+    assert world.agent_now().ip_address == stored
+    r = world.anon.post(
+        "/api/v1/auth/login", {"email": world.member.user.email, "password": PASSWORD}, format="json", **headers
+    )
+    assert r.status_code == 200, r.json()
+    assert AuditEvent.objects.filter(action="auth.login").latest("created_at").ip_address == stored
