@@ -2,12 +2,14 @@
 
 SQLite keeps over-long strings, out-of-range numbers and text PostgreSQL cannot encode, so there a
 missing bound passes unnoticed; on PostgreSQL the value passes validation and then the write fails
-(a 500, or a batch that fails again on every retry). Here, through the public API: for every write
-path and every bounded field, the value exactly at the bound is accepted and stored as sent, and
-values past it (one past, and a huge one for numbers) are a 400 `validation_error` naming the field
-and leave the database exactly as it was. Query strings and path ids that reach the database are
-checked the same way. Every test runs on SQLite and on PostgreSQL (DATABASE_URL); PostgreSQL is the
-one that matters.
+(a 500, or a batch that fails again on every retry). Through the public API: for every write path
+and every bounded field, the value exactly at the bound is accepted and stored as sent, and values
+past it (one past, and a huge one for numbers) are a 400 `validation_error` naming the field and
+leave the database exactly as it was. Then the same for what a JSON string can hold (lone
+surrogates), optimistic-locking versions, metric samples (per-sample errors, sums in SQL), pages
+and ids, client addresses, the Django admin's forms, the management commands and derived values
+(organization slugs). Every test runs on SQLite and on PostgreSQL (DATABASE_URL); PostgreSQL is
+the one that matters.
 """
 
 import copy
@@ -224,270 +226,155 @@ def aware(value: str):
         return None
 
 
+def endpoint(prefix: str, who: str, method: str, url, *, body=None, ok: int = 200):
+    """The Bounds of one endpoint: `bound(field, at, over, ...)`, named `<prefix>.<field>` (`?` for a
+    query parameter)."""
+
+    def bound(field: str, at, over: tuple, *, note: str = "", **options) -> Bound:
+        name = f"{prefix}{'?' if method == 'get' else '.'}{field}{note}"
+        return Bound(name, who, method, url, field, at, over, **{"body": body, "ok": ok, **options})
+
+    return bound
+
+
+def row(model, lookup: str, transform=lambda value: value):
+    """Stored as sent: a row of `model` whose `lookup` equals the value."""
+    return lambda world, value: model.objects.filter(**{lookup: transform(value)}).exists()
+
+
+def json_value(model, attribute: str, wrap=lambda value: value):
+    """Stored as sent in a JSON column (compared in Python: the same on both databases)."""
+    return lambda world, value: any(getattr(item, attribute) == wrap(value) for item in model.objects.all())
+
+
+def rules_url(world) -> str:
+    return f"/api/v1/metric-configs/{world.config.pk}"
+
+
+def env_label(value) -> dict:
+    return {"env": value}
+
+
+register = endpoint("register", "anon", "post", "/api/v1/auth/register", body=register_body, ok=201)
+login = endpoint("login", "anon", "post", "/api/v1/auth/login", body={"password": PASSWORD}, ok=401)  # looked up
+forgot = endpoint("forgot-password", "anon", "post", "/api/v1/auth/forgot-password", body={}, ok=202)
+me = endpoint("me", "member", "patch", "/api/v1/auth/me", body={})
+organization = endpoint("organization", "admin", "patch", "/api/v1/organization", body={})
+invite = endpoint("members", "admin", "post", "/api/v1/organization/members", ok=201)
+audit = endpoint("audit-events", "admin", "get", "/api/v1/audit-events")
+agent_create = endpoint(
+    "agents.create", "member", "post", "/api/v1/agents", body=lambda w: {"name": w.unique()}, ok=201
+)
+agent_update = endpoint("agents.update", "member", "patch", agent_url, body={})
+agent_config_put = endpoint("agents", "member", "put", lambda w: f"{agent_url(w)}/config", body=config_body)
+agents = endpoint("agents", "member", "get", "/api/v1/agents")
+key_create = endpoint("api-keys.create", "admin", "post", "/api/v1/api-keys", ok=201)
+key_rotate = endpoint("api-keys.rotate", "admin", "post", lambda w: f"/api/v1/api-keys/{w.key.pk}/rotate", ok=201)
+keys = endpoint("api-keys", "admin", "get", "/api/v1/api-keys")
+rules_create = endpoint("metric-configs.create", "member", "post", "/api/v1/metric-configs", body=rule_body, ok=201)
+rules_patch = endpoint("metric-configs.update", "member", "patch", rules_url)
+rules_put = endpoint("metric-configs.replace", "member", "put", rules_url)
+rules = endpoint("metric-configs", "member", "get", "/api/v1/metric-configs")
+rules_test = endpoint("metric-configs.test", "member", "post", "/api/v1/metric-configs/test")
+series = endpoint("metrics/series", "member", "get", "/api/v1/metrics/series")
+query = endpoint("metrics/query", "member", "get", "/api/v1/metrics/query", body={"name": "m"})
+stream_start = endpoint(
+    "stream.start", "member", "post", "/api/v1/stream/start", body=lambda w: {"agent_id": str(w.agent.pk)}, ok=201
+)
+sessions = endpoint("stream/sessions", "member", "get", "/api/v1/stream/sessions")
+edge_register = endpoint(
+    "edge.register", "edge", "post", "/api/v1/edge/register", body=lambda w: {"name": w.unique()}, ok=201
+)
+heartbeat = endpoint("edge.heartbeat", "edge", "post", heartbeat_url, body={"status": "online"})
+report = endpoint("edge.heartbeat", "edge", "post", heartbeat_url, body=report_body)
+compat_heartbeat = endpoint(
+    "edge.heartbeat (compat)", "edge", "post", "/api/v1/edge/heartbeat", body={"status": "online"}
+)
+metrics_push = endpoint("edge.metrics", "edge", "post", lambda w: f"/api/v1/edge/agents/{w.agent.pk}/metrics", ok=202)
+compat_sync = endpoint("edge.sync-config (compat)", "edge", "get", "/api/v1/edge/sync-config")
+sources = [{"name": f"s{i}", "path": f"/s{i}", "format": "text"} for i in range(51)]
+
 BOUNDS = [
     # --- accounts ---------------------------------------------------------------------------
-    Bound(
-        "register.organization_name",
-        "anon",
-        "post",
-        "/api/v1/auth/register",
-        "organization_name",
-        text(150),
-        (text(151),),
-        body=register_body,
-        stored=lambda w, v: apps.get_model("accounts.Organization").objects.filter(name=v).exists(),
-        ok=201,
+    register("organization_name", text(150), (text(151),), stored=row(Organization, "name")),
+    register("name", text(150), (text(151),), stored=row(User, "name")),
+    register(
+        "email", email(254, "Reg"), (email(255, "Reg"),), stored=row(User, "email", str.lower), note=" (lower-cased)"
     ),
-    Bound(
-        "register.name",
-        "anon",
-        "post",
-        "/api/v1/auth/register",
-        "name",
-        text(150),
-        (text(151),),
-        body=register_body,
-        stored=lambda w, v: apps.get_model("accounts.User").objects.filter(name=v).exists(),
-        ok=201,
+    login("email", email(254), (email(255),)),
+    forgot("email", email(254), (email(255),)),
+    me("name", text(150), (text(151),), stored=lambda w, v: User.objects.filter(pk=w.member.user.pk, name=v).exists()),
+    organization(
+        "name", text(150), (text(151),), stored=lambda w, v: Organization.objects.filter(pk=w.org.pk, name=v).exists()
     ),
-    Bound(
-        "register.email (stored lower-case)",
-        "anon",
-        "post",
-        "/api/v1/auth/register",
-        "email",
-        email(254, "Reg"),
-        (email(255, "Reg"),),
-        body=register_body,
-        stored=lambda w, v: apps.get_model("accounts.User").objects.filter(email=v.lower()).exists(),
-        ok=201,
-    ),
-    Bound(
-        "login.email",
-        "anon",
-        "post",
-        "/api/v1/auth/login",
-        "email",
-        email(254),
-        (email(255),),
-        body={"password": PASSWORD},
-        ok=401,  # unknown, but looked up
-    ),
-    Bound(
-        "forgot-password.email",
-        "anon",
-        "post",
-        "/api/v1/auth/forgot-password",
-        "email",
-        email(254),
-        (email(255),),
-        body={},
-        ok=202,
-    ),
-    Bound(
-        "me.name",
-        "member",
-        "patch",
-        "/api/v1/auth/me",
-        "name",
-        text(150),
-        (text(151),),
-        body={},
-        stored=lambda w, v: apps.get_model("accounts.User").objects.filter(pk=w.member.user.pk, name=v).exists(),
-    ),
-    Bound(
-        "organization.name",
-        "admin",
-        "patch",
-        "/api/v1/organization",
-        "name",
-        text(150),
-        (text(151),),
-        body={},
-        stored=lambda w, v: apps.get_model("accounts.Organization").objects.filter(pk=w.org.pk, name=v).exists(),
-    ),
-    Bound(
-        "members.email",
-        "admin",
-        "post",
-        "/api/v1/organization/members",
+    invite(
         "email",
         email(254, "Inv"),
         (email(255, "Inv"),),
         body={"name": "Bo", "role": "viewer"},
-        stored=lambda w, v: apps.get_model("accounts.User").objects.filter(email=v.lower()).exists(),
-        ok=201,
+        stored=row(User, "email", str.lower),
     ),
-    Bound(
-        "members.name",
-        "admin",
-        "post",
-        "/api/v1/organization/members",
+    invite(
         "name",
         text(150),
         (text(151),),
         body=lambda w: {"email": w.unique_email(), "role": "viewer"},
-        stored=lambda w, v: apps.get_model("accounts.User").objects.filter(name=v).exists(),
-        ok=201,
+        stored=row(User, "name"),
     ),
-    Bound("audit-events?action", "admin", "get", "/api/v1/audit-events", "action", "a" * 64, ("a" * 65,)),
-    Bound(
-        "audit-events?since",
-        "admin",
-        "get",
-        "/api/v1/audit-events",
+    audit("action", "a" * 64, ("a" * 65,)),
+    audit(
         "since",
         "9999-12-31T23:59:59Z",
         ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "10000-01-01T00:00:00Z"),
     ),
-    Bound(
-        "audit-events?actor",
-        "admin",
-        "get",
-        "/api/v1/audit-events",
-        "actor",
-        str(uuid.uuid4()),
-        ("1" * 100, "not-a-uuid"),
-    ),
+    audit("actor", str(uuid.uuid4()), ("1" * 100, "not-a-uuid")),
     # --- agents -----------------------------------------------------------------------------
-    Bound(
-        "agents.create.name",
-        "member",
-        "post",
-        "/api/v1/agents",
-        "name",
-        text(128),
-        (text(129),),
-        body={},
-        stored=lambda w, v: Agent.objects.filter(name=v).exists(),
-        ok=201,
+    agent_create("name", text(128), (text(129),), body={}, stored=row(Agent, "name")),
+    agent_create("description", text(1024), (text(1025),), stored=row(Agent, "description")),
+    agent_create(
+        "labels.env", text(256), (text(257),), stored=json_value(Agent, "labels", env_label), details="labels"
     ),
-    Bound(
-        "agents.create.description",
-        "member",
-        "post",
-        "/api/v1/agents",
-        "description",
-        text(1024),
-        (text(1025),),
-        body=lambda w: {"name": w.unique()},
-        stored=lambda w, v: Agent.objects.filter(description=v).exists(),
-        ok=201,
-    ),
-    Bound(
-        "agents.create.labels (value)",
-        "member",
-        "post",
-        "/api/v1/agents",
-        "labels.env",
-        text(256),
-        (text(257),),
-        body=lambda w: {"name": w.unique()},
-        stored=lambda w, v: any(agent.labels == {"env": v} for agent in Agent.objects.all()),
-        ok=201,
-        details="labels",
-    ),
-    Bound(
-        "agents.create.labels (key)",
-        "member",
-        "post",
-        "/api/v1/agents",
-        "labels",
-        {"k" * 63: "v"},
-        ({"k" * 64: "v"},),
-        body=lambda w: {"name": w.unique()},
-        stored=lambda w, v: any(agent.labels == v for agent in Agent.objects.all()),
-        ok=201,
-    ),
-    Bound(
-        "agents.create.labels (count)",
-        "member",
-        "post",
-        "/api/v1/agents",
+    agent_create("labels", {"k" * 63: "v"}, ({"k" * 64: "v"},), stored=json_value(Agent, "labels"), note=" (key)"),
+    agent_create(
         "labels",
         {f"k{i}": "v" for i in range(32)},
         ({f"k{i}": "v" for i in range(33)},),
-        body=lambda w: {"name": w.unique()},
-        stored=lambda w, v: any(agent.labels == v for agent in Agent.objects.all()),
-        ok=201,
+        stored=json_value(Agent, "labels"),
+        note=" (count)",
     ),
-    Bound(
-        "agents.update.name",
-        "member",
-        "patch",
-        agent_url,
-        "name",
-        text(128),
-        (text(129),),
-        body={},
-        stored=lambda w, v: w.agent_now().name == v,
-    ),
-    Bound(
-        "agents.update.description",
-        "member",
-        "patch",
-        agent_url,
-        "description",
-        text(1024),
-        (text(1025),),
-        body={},
-        stored=lambda w, v: w.agent_now().description == v,
-    ),
-    Bound(
-        "agents.update.labels",
-        "member",
-        "patch",
-        agent_url,
+    agent_update("name", text(128), (text(129),), stored=lambda w, v: w.agent_now().name == v),
+    agent_update("description", text(1024), (text(1025),), stored=lambda w, v: w.agent_now().description == v),
+    agent_update(
         "labels.env",
         text(256),
         (text(257),),
-        body={},
-        stored=lambda w, v: w.agent_now().labels == {"env": v},
+        stored=lambda w, v: w.agent_now().labels == env_label(v),
         details="labels",
     ),
-    Bound(
-        "agents.config.log_sources.path",
-        "member",
-        "put",
-        lambda w: f"{agent_url(w)}/config",
+    agent_config_put(
         "config.log_sources.0.path",
         "/" + "p" * 4095,
         ("/" + "p" * 4096,),
-        body=config_body,
         stored=lambda w, v: agent_config(w, "log_sources")[0]["path"] == v,
     ),
-    Bound(
-        "agents.config.log_sources.name",
-        "member",
-        "put",
-        lambda w: f"{agent_url(w)}/config",
+    agent_config_put(
         "config.log_sources.0.name",
         "n" * 64,
         ("n" * 65,),
-        body=config_body,
         stored=lambda w, v: agent_config(w, "log_sources")[0]["name"] == v,
     ),
-    Bound(
-        "agents.config.log_sources (count)",
-        "member",
-        "put",
-        lambda w: f"{agent_url(w)}/config",
+    agent_config_put(
         "config.log_sources",
-        [{"name": f"s{i}", "path": f"/s{i}", "format": "text"} for i in range(50)],
-        ([{"name": f"s{i}", "path": f"/s{i}", "format": "text"} for i in range(51)],),
-        body=config_body,
+        sources[:50],
+        (sources,),
         stored=lambda w, v: agent_config(w, "log_sources") == v,
+        note=" (count)",
     ),
     *(
-        Bound(
-            f"agents.config.{key}",
-            "member",
-            "put",
-            lambda w: f"{agent_url(w)}/config",
+        agent_config_put(
             f"config.{key}",
             top,
             (top + 1, low - 1, 10**20, -(10**20)),
-            body=config_body,
             stored=lambda w, v, key=key: agent_config(w, key) == v,
         )
         for key, low, top in (
@@ -496,491 +383,164 @@ BOUNDS = [
             ("retention_hours", 1, 8760),
         )
     ),
-    Bound("agents?search", "member", "get", "/api/v1/agents", "search", text(128), (text(129),)),
-    Bound(
-        "agents?label",
-        "member",
-        "get",
-        "/api/v1/agents",
-        "label",
-        "env:" + "v" * 396,
-        ("env:" + "v" * 397, "k" * 64 + ":v"),
-    ),
-    Bound(
-        "agents?label (count)",
-        "member",
-        "get",
-        "/api/v1/agents",
-        "label",
-        [f"k{i}:v" for i in range(32)],
-        ([f"k{i}:v" for i in range(33)],),
-    ),
-    Bound("agents?ordering", "member", "get", "/api/v1/agents", "ordering", "-last_heartbeat_at", ("x" * 1000,)),
-    Bound("agents?status", "member", "get", "/api/v1/agents", "status", "error", ("x" * 1000,)),
+    agents("search", text(128), (text(129),)),
+    agents("label", "env:" + "v" * 396, ("env:" + "v" * 397, "k" * 64 + ":v")),
+    agents("label", [f"k{i}:v" for i in range(32)], ([f"k{i}:v" for i in range(33)],), note=" (count)"),
+    agents("ordering", "-last_heartbeat_at", ("x" * 1000,)),
+    agents("status", "error", ("x" * 1000,)),
     # --- API keys ---------------------------------------------------------------------------
-    Bound(
-        "api-keys.create.name",
-        "admin",
-        "post",
-        "/api/v1/api-keys",
-        "name",
-        text(128),
-        (text(129),),
-        body={"permissions": ["edge:heartbeat"]},
-        stored=lambda w, v: APIKey.objects.filter(name=v).exists(),
-        ok=201,
-    ),
-    Bound(
-        "api-keys.create.expires_at",
-        "admin",
-        "post",
-        "/api/v1/api-keys",
+    key_create("name", text(128), (text(129),), body={"permissions": ["edge:heartbeat"]}, stored=row(APIKey, "name")),
+    key_create(
         "expires_at",
         "9999-12-31T23:59:59Z",
         ("9999-12-31T23:59:59-01:00", "10000-01-01T00:00:00Z", "9" * 40),
         body={"name": "k", "permissions": ["edge:heartbeat"]},
-        stored=lambda w, v: APIKey.objects.filter(expires_at=aware(v)).exists() if aware(v) else False,
-        ok=201,
+        stored=lambda w, v: aware(v) is not None and APIKey.objects.filter(expires_at=aware(v)).exists(),
     ),
-    Bound(
-        "api-keys.create.permissions (count)",
-        "admin",
-        "post",
-        "/api/v1/api-keys",
+    key_create(
         "permissions",
         ["edge:heartbeat"] * 10,
         (["edge:heartbeat"] * 11,),
         body={"name": "k"},
         stored=lambda w, v: any(key.permissions == ["edge:heartbeat"] for key in APIKey.objects.all()),
-        ok=201,
+        note=" (count)",
     ),
-    Bound(
-        "api-keys.rotate.grace_seconds",
-        "admin",
-        "post",
-        lambda w: f"/api/v1/api-keys/{w.key.pk}/rotate",
+    key_rotate(
         "grace_seconds",
         604800,
         (604801, -1, 10**20),
         body={},
         stored=lambda w, v: APIKey.objects.filter(replaces=w.key).exists(),
-        ok=201,
     ),
-    Bound("api-keys?status", "admin", "get", "/api/v1/api-keys", "status", "revoked", ("x" * 1000,)),
+    keys("status", "revoked", ("x" * 1000,)),
     # --- metric configs ---------------------------------------------------------------------
-    Bound(
-        "metric-configs.create.name",
-        "member",
-        "post",
-        "/api/v1/metric-configs",
-        "name",
-        text(128),
-        (text(129),),
-        body=rule_body,
-        stored=lambda w, v: MetricConfig.objects.filter(name=v).exists(),
-        ok=201,
-    ),
-    Bound(
-        "metric-configs.create.description",
-        "member",
-        "post",
-        "/api/v1/metric-configs",
-        "description",
-        text(1024),
-        (text(1025),),
-        body=rule_body,
-        stored=lambda w, v: MetricConfig.objects.filter(description=v).exists(),
-        ok=201,
-    ),
-    Bound(
-        "metric-configs.create.log_source",
-        "member",
-        "post",
-        "/api/v1/metric-configs",
-        "log_source",
-        "l" * 64,
-        ("l" * 65,),
-        body=rule_body,
-        stored=lambda w, v: MetricConfig.objects.filter(log_source=v).exists(),
-        ok=201,
-    ),
-    Bound(
-        "metric-configs.create.agent_selector",
-        "member",
-        "post",
-        "/api/v1/metric-configs",
+    rules_create("name", text(128), (text(129),), stored=row(MetricConfig, "name")),
+    rules_create("description", text(1024), (text(1025),), stored=row(MetricConfig, "description")),
+    rules_create("log_source", "l" * 64, ("l" * 65,), stored=row(MetricConfig, "log_source")),
+    rules_create(
         "agent_selector.env",
         text(256),
         (text(257),),
-        body=rule_body,
-        stored=lambda w, v: any(config.agent_selector == {"env": v} for config in MetricConfig.objects.all()),
-        ok=201,
+        stored=json_value(MetricConfig, "agent_selector", env_label),
         details="agent_selector",
     ),
-    Bound(
-        "metric-configs.create.metrics.name",
-        "member",
-        "post",
-        "/api/v1/metric-configs",
-        "metrics.0.name",
-        "m" * 200,
-        ("m" * 201,),
-        body=rule_body,
-        stored=lambda w, v: stored_rule(w, "name", v),
-        ok=201,
+    rules_create("metrics.0.name", "m" * 200, ("m" * 201,), stored=lambda w, v: stored_rule(w, "name", v)),
+    rules_create(
+        "metrics.0.description", text(1024), (text(1025),), stored=lambda w, v: stored_rule(w, "description", v)
     ),
-    Bound(
-        "metric-configs.create.metrics.description",
-        "member",
-        "post",
-        "/api/v1/metric-configs",
-        "metrics.0.description",
-        text(1024),
-        (text(1025),),
-        body=rule_body,
-        stored=lambda w, v: stored_rule(w, "description", v),
-        ok=201,
-    ),
-    Bound(
-        "metric-configs.create.metrics.pattern",
-        "member",
-        "post",
-        "/api/v1/metric-configs",
+    rules_create(
         "metrics.0.pattern",
         "[" + "a" * 4094 + "]",  # 4096 characters that compile to one RE2 instruction
         ("[" + "a" * 4095 + "]",),
-        body=rule_body,
         stored=lambda w, v: stored_rule(w, "pattern", v),
-        ok=201,
     ),
-    Bound(
-        "metric-configs.create.metrics.labels",
-        "member",
-        "post",
-        "/api/v1/metric-configs",
-        "metrics.0.labels.kind",
-        text(256),
-        (text(257),),
-        body=rule_body,
-        stored=lambda w, v: stored_rule(w, "labels", {"kind": v}),
-        ok=201,
+    rules_create(
+        "metrics.0.labels.kind", text(256), (text(257),), stored=lambda w, v: stored_rule(w, "labels", {"kind": v})
     ),
-    Bound(
-        "metric-configs.create.metrics.buckets",
-        "member",
-        "post",
-        "/api/v1/metric-configs",
+    rules_create(
         "metrics.0",
         {**HISTOGRAM_RULE, "buckets": [0.1, 10**300]},
         ({**HISTOGRAM_RULE, "buckets": [0.1, 10**400]},),  # an integer no float holds (it raised OverflowError)
-        body=rule_body,
         stored=lambda w, v: stored_buckets(w) == [0.1, 1e300],
-        ok=201,
         details="metrics.0.buckets",
+        note=".buckets",
     ),
-    Bound(
-        "metric-configs.create.metrics (count)",
-        "member",
-        "post",
-        "/api/v1/metric-configs",
+    rules_create(
         "metrics",
         [{**RULE, "name": f"r{i}"} for i in range(50)],
         ([{**RULE, "name": f"r{i}"} for i in range(51)],),
-        body=rule_body,
         stored=lambda w, v: any(len(config.metrics) == 50 for config in MetricConfig.objects.all()),
-        ok=201,
+        note=" (count)",
     ),
-    Bound(
-        "metric-configs.update.name",
-        "member",
-        "patch",
-        lambda w: f"/api/v1/metric-configs/{w.config.pk}",
+    rules_patch(
         "name",
         text(128),
         (text(129),),
         body=lambda w: {"version": w.config_now().version},
         stored=lambda w, v: w.config_now().name == v,
     ),
-    Bound(
-        "metric-configs.update.agent_selector",
-        "member",
-        "put",
-        lambda w: f"/api/v1/metric-configs/{w.config.pk}",
+    rules_put(
         "agent_selector.env",
         text(256),
         (text(257),),
         body=lambda w: {"version": w.config_now().version, "name": "base", "metrics": [RULE]},
-        stored=lambda w, v: w.config_now().agent_selector == {"env": v},
+        stored=lambda w, v: w.config_now().agent_selector == env_label(v),
         details="agent_selector",
     ),
-    Bound("metric-configs?log_source", "member", "get", "/api/v1/metric-configs", "log_source", "l" * 64, ("l" * 65,)),
-    Bound(
-        "metric-configs.test.lines",
-        "member",
-        "post",
-        "/api/v1/metric-configs/test",
-        "lines.0",
-        "x" * 65536,
-        ("x" * 65537,),
-        body={"metrics": [RULE], "lines": [""]},
-    ),
-    Bound(
-        "metric-configs.test.lines (count)",
-        "member",
-        "post",
-        "/api/v1/metric-configs/test",
-        "lines",
-        ["GET"] * 1000,
-        (["GET"] * 1001,),
-        body={"metrics": [RULE]},
-    ),
+    rules("log_source", "l" * 64, ("l" * 65,)),
+    rules_test("lines.0", "x" * 65536, ("x" * 65537,), body={"metrics": [RULE], "lines": [""]}),
+    rules_test("lines", ["GET"] * 1000, (["GET"] * 1001,), body={"metrics": [RULE]}, note=" (count)"),
     # --- metric reads -----------------------------------------------------------------------
-    Bound("metrics/series?name", "member", "get", "/api/v1/metrics/series", "name", "n" * 200, ("n" * 201,)),
-    Bound(
-        "metrics/series?agent_id",
-        "member",
-        "get",
-        "/api/v1/metrics/series",
-        "agent_id",
-        str(uuid.uuid4()),
-        ("1" * 100, "x"),
-    ),
-    Bound(
-        "metrics/series?label",
-        "member",
-        "get",
-        "/api/v1/metrics/series",
-        "label",
-        "env:" + "v" * 396,
-        ("env:" + "v" * 397,),
-    ),
-    Bound("metrics/query?name", "member", "get", "/api/v1/metrics/query", "name", "n" * 200, ("n" * 201,)),
-    Bound(
-        "metrics/query?step",
-        "member",
-        "get",
-        "/api/v1/metrics/query",
-        "step",
-        86400,
-        (86401, 9, 10**20, -(10**20)),
-        body={"name": "m"},
-    ),
-    Bound(
-        "metrics/query?end",
-        "member",
-        "get",
-        "/api/v1/metrics/query",
+    series("name", "n" * 200, ("n" * 201,)),
+    series("agent_id", str(uuid.uuid4()), ("1" * 100, "x")),
+    series("label", "env:" + "v" * 396, ("env:" + "v" * 397,)),
+    query("name", "n" * 200, ("n" * 201,)),
+    query("step", 86400, (86401, 9, 10**20, -(10**20))),
+    query(
         "end",
         MAX_UNIX,
         (MAX_UNIX + 1, 10**20, "10000-01-01T00:00:00+00:00", "9999-12-31T23:59:59-01:00"),
         body={"name": "m", "start": MAX_UNIX - 3600},
     ),
-    Bound(
-        "metrics/query?start",
-        "member",
-        "get",
-        "/api/v1/metrics/query",
+    query(
         "start",
         0,
         (-1, -(10**20), "1969-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00"),
         body={"name": "m", "end": 3600},
     ),
-    Bound(
-        "metrics/query?group_by",
-        "member",
-        "get",
-        "/api/v1/metrics/query",
-        "group_by",
-        "g" * 400,
-        ("g" * 401,),
-        body={"name": "m"},
-    ),
+    query("group_by", "g" * 400, ("g" * 401,)),
     # --- streaming --------------------------------------------------------------------------
-    *(
-        Bound(
-            f"stream.start.{path}",
-            "member",
-            "post",
-            "/api/v1/stream/start",
-            path,
-            at,
-            over,
-            body=lambda w: {"agent_id": str(w.agent.pk)},
-            stored=stored,
-            ok=201,
-        )
-        for path, at, over, stored in (
-            (
-                "timeout_seconds",
-                3600,
-                (3601, 0, 10**20),
-                lambda w, v: StreamSession.objects.filter(timeout_seconds=v).exists(),
-            ),
-            (
-                "filters.level",
-                [text(32)],
-                ([text(33)], ["error"] * 17),
-                lambda w, v: stored_filter(w, "level", v),
-            ),
-            (
-                "filters.source",
-                text(64),
-                (text(65),),
-                lambda w, v: stored_filter(w, "source", v),
-            ),
-            (
-                "filters.pattern",
-                text(1024),
-                (text(1025),),
-                lambda w, v: stored_filter(w, "pattern", v),
-            ),
-            (
-                "filter_query",
-                text(4096),
-                (text(4097),),
-                lambda w, v: StreamSession.objects.filter(filter_query=v).exists(),
-            ),
-        )
+    stream_start(
+        "timeout_seconds",
+        3600,
+        (3601, 0, 10**20),
+        stored=lambda w, v: StreamSession.objects.filter(timeout_seconds=v).exists(),
     ),
-    Bound(
-        "stream/sessions?agent_id",
-        "member",
-        "get",
-        "/api/v1/stream/sessions",
-        "agent_id",
-        str(uuid.uuid4()),
-        ("1" * 100, "x"),
+    stream_start(
+        "filters.level", [text(32)], ([text(33)], ["error"] * 17), stored=lambda w, v: stored_filter(w, "level", v)
     ),
-    Bound("stream/sessions?status", "member", "get", "/api/v1/stream/sessions", "status", "expired", ("x" * 1000,)),
+    stream_start("filters.source", text(64), (text(65),), stored=lambda w, v: stored_filter(w, "source", v)),
+    stream_start("filters.pattern", text(1024), (text(1025),), stored=lambda w, v: stored_filter(w, "pattern", v)),
+    stream_start("filter_query", text(4096), (text(4097),), stored=row(StreamSession, "filter_query")),
+    sessions("agent_id", str(uuid.uuid4()), ("1" * 100, "x")),
+    sessions("status", "expired", ("x" * 1000,)),
     # --- edge -------------------------------------------------------------------------------
     *(
-        Bound(
-            f"edge.register.{path}",
-            "edge",
-            "post",
-            "/api/v1/edge/register",
-            path,
-            text(top),
-            (text(top + 1),),
-            body=lambda w: {"name": w.unique()},
-            stored=lambda w, v, path=path: Agent.objects.filter(**{path: v}).exists(),
-            ok=201,
-        )
-        for path, top in (("name", 128), ("hostname", 255), ("os", 128), ("version", 64))
+        edge_register(field, text(top), (text(top + 1),), stored=row(Agent, field))
+        for field, top in (("name", 128), ("hostname", 255), ("os", 128), ("version", 64))
     ),
-    Bound(
-        "edge.register.labels",
-        "edge",
-        "post",
-        "/api/v1/edge/register",
-        "labels.env",
-        text(256),
-        (text(257),),
-        body=lambda w: {"name": w.unique()},
-        stored=lambda w, v: any(agent.labels == {"env": v} for agent in Agent.objects.all()),
-        ok=201,
-        details="labels",
+    edge_register(
+        "labels.env", text(256), (text(257),), stored=json_value(Agent, "labels", env_label), details="labels"
     ),
-    Bound(
-        "edge.heartbeat.version",
-        "edge",
-        "post",
-        heartbeat_url,
-        "version",
-        text(64),
-        (text(65),),
-        body={"status": "online"},
-        stored=lambda w, v: w.agent_now().version == v,
-    ),
-    Bound(
-        "edge.heartbeat.metrics (size)",
-        "edge",
-        "post",
-        heartbeat_url,
+    heartbeat("version", text(64), (text(65),), stored=lambda w, v: w.agent_now().version == v),
+    heartbeat(
         "metrics",
         {"blob": "x" * (16 * 1024 - 12)},  # 16 KiB of JSON
         ({"blob": "x" * (16 * 1024 - 11)},),
-        body={"status": "online"},
         stored=lambda w, v: w.agent_now().system_metrics == v,
+        note=" (size)",
     ),
-    Bound(
-        "edge.heartbeat.config_status.hash",
-        "edge",
-        "post",
-        heartbeat_url,
-        "config_status.hash",
-        "h" * 64,
-        ("h" * 65,),
-        body=report_body,
-        stored=lambda w, v: w.agent_now().config_report_hash == v,
-    ),
+    report("config_status.hash", "h" * 64, ("h" * 65,), stored=lambda w, v: w.agent_now().config_report_hash == v),
     *(
-        Bound(
-            f"edge.heartbeat.config_status.errors.{key}",
-            "edge",
-            "post",
-            heartbeat_url,
+        report(
             f"config_status.errors.0.{key}",
             text(top),
             (text(top + 1),),
-            body=report_body,
             stored=lambda w, v, key=key: reported_errors(w)[0].get(key) == v,
         )
         for key, top in (("message", 1024), ("config_id", 64), ("metric", 128))
     ),
-    Bound(
-        "edge.heartbeat.config_status.errors (count)",
-        "edge",
-        "post",
-        heartbeat_url,
+    report(
         "config_status.errors",
         [{"message": "m"}] * 100,
         ([{"message": "m"}] * 101,),
-        body=report_body,
         stored=lambda w, v: len(reported_errors(w)) == 100,
+        note=" (count)",
     ),
-    Bound(
-        "edge.heartbeat (compat).agent_id",
-        "edge",
-        "post",
-        "/api/v1/edge/heartbeat",
-        "agent_id",
-        None,  # replaced below by the agent's id: see test_bounds
-        ("1" * 100, "x", 10**20),
-        body={"status": "online"},
-    ),
-    Bound(
-        "edge.metrics.batch_id",
-        "edge",
-        "post",
-        lambda w: f"/api/v1/edge/agents/{w.agent.pk}/metrics",
-        "batch_id",
-        "b" * 128,
-        ("b" * 129, ""),
-        body={"samples": []},
-        stored=lambda w, v: MetricBatch.objects.filter(batch_id=v).exists(),
-        ok=202,
-    ),
-    Bound(
-        "edge.metrics.samples (count)",
-        "edge",
-        "post",
-        lambda w: f"/api/v1/edge/agents/{w.agent.pk}/metrics",
-        "samples",
-        [{}] * 10_000,  # each refused on its own, as per-sample errors
-        ([{}] * 10_001,),
-        body={},
-        ok=202,
-    ),
-    Bound(
-        "edge.sync-config (compat)?agent_id",
-        "edge",
-        "get",
-        "/api/v1/edge/sync-config",
-        "agent_id",
-        None,  # the agent's id: see test_bounds
-        ("1" * 100, "x"),
-    ),
+    compat_heartbeat("agent_id", None, ("1" * 100, "x", 10**20)),  # None: the agent's id (see test_bounds)
+    metrics_push("batch_id", "b" * 128, ("b" * 129, ""), body={"samples": []}, stored=row(MetricBatch, "batch_id")),
+    metrics_push("samples", [{}] * 10_000, ([{}] * 10_001,), note=" (count)"),  # each {} a per-sample error
+    compat_sync("agent_id", None, ("1" * 100, "x")),
 ]
 
 
