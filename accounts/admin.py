@@ -1,7 +1,39 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
 from accounts.models import AuditEvent, AuthSession, Organization, PasswordToken, User
+
+EMAIL_MAX_LENGTH = User._meta.get_field("email").max_length
+
+
+class EmailAsStoredMixin:
+    """Emails are stored lower-case (User.save), so the form checks the email as it will be stored:
+    the model form's own unique check compares the case typed, and `Ann@x.org` beside `ann@x.org`
+    would reach the database's unique index (a 500 instead of a message beside the field)."""
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].lower()
+        if len(email) > EMAIL_MAX_LENGTH:
+            raise forms.ValidationError(f"Ensure this value has at most {EMAIL_MAX_LENGTH} characters.")
+        if User.objects.filter(email=email).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("A user with this email already exists.")
+        return email
+
+
+class UserAddForm(EmailAsStoredMixin, AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+        fields = ["email"]
+        field_classes = {}
+
+
+class UserChangeAdminForm(EmailAsStoredMixin, UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = User
+        fields = "__all__"
+        field_classes = {}
 
 
 @admin.register(Organization)
@@ -14,6 +46,8 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    form = UserChangeAdminForm
+    add_form = UserAddForm
     ordering = ["email"]
     list_display = ["email", "name", "organization", "role", "status", "is_staff", "last_login", "created_at"]
     list_filter = ["role", "status", "is_staff", "is_superuser"]
@@ -42,6 +76,9 @@ class AuthSessionAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "user", "refresh_jti", "created_at", "refreshed_at"]
     exclude = ["refresh_jti"]
 
+    def has_add_permission(self, request):
+        return False  # a session is made by a login, with its tokens
+
 
 @admin.register(PasswordToken)
 class PasswordTokenAdmin(admin.ModelAdmin):
@@ -51,6 +88,9 @@ class PasswordTokenAdmin(admin.ModelAdmin):
     search_fields = ["user__email"]
     readonly_fields = ["id", "user", "purpose", "created_at", "expires_at", "used_at"]
     exclude = ["token_hash"]
+
+    def has_add_permission(self, request):
+        return False  # a token is made by a reset request or an invitation, which sends it
 
 
 @admin.register(AuditEvent)

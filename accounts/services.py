@@ -203,6 +203,18 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
+def _organization_create(*, name: str) -> Organization:
+    """A new organization with a slug of its own. Two registrations of one name at once can pick the
+    same free slug; the one the unique index refuses looks again (and now sees the other's)."""
+    for _retry in range(2):
+        try:
+            with transaction.atomic():
+                return Organization.objects.create(name=name, slug=_unique_slug(name))
+        except IntegrityError:
+            pass
+    return Organization.objects.create(name=name, slug=_unique_slug(name))
+
+
 def email_taken(email: str, *, exclude: User | None = None) -> bool:
     qs = User.objects.filter(email=email.lower())
     if exclude is not None:
@@ -216,7 +228,7 @@ def organization_register(
 ) -> tuple[User, tokens.TokenPair]:
     if email_taken(email):
         raise Conflict("An account with this email already exists", details={"email": "already registered"})
-    organization = Organization.objects.create(name=organization_name, slug=_unique_slug(organization_name))
+    organization = _organization_create(name=organization_name)
     try:
         with transaction.atomic():
             user = User.objects.create_user(

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from agents import config as agent_config
 from agents.models import SOURCE_STATES, Agent, AgentStatus, ConfigStatus
+from logfleet.api.fields import VersionField
 
 MAX_LABELS = 32
 LABEL_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.-]{0,62}\Z")
@@ -115,7 +116,7 @@ class AgentConfigSerializer(serializers.Serializer):
 
 
 class AgentConfigUpdateSerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, help_text="The version you read (optimistic locking)")
+    version = VersionField()
     config = agent_config.AgentConfigSerializer()
 
 

@@ -11,7 +11,7 @@ from accounts.services import audit_record, organization_quota_check
 from agents import bundle, heartbeats
 from agents import config as agent_config
 from agents.models import Agent, ConfigState
-from logfleet.api.exceptions import Conflict, VersionConflict
+from logfleet.api.exceptions import Conflict, VersionConflict, version_check_room
 
 NAME_TAKEN = "An agent with this name already exists in the organization"
 
@@ -123,6 +123,7 @@ def agent_delete(*, agent: Agent, actor, ip_address: str | None = None) -> None:
 @transaction.atomic
 def agent_config_update(*, agent: Agent, version: int, config: dict, actor, ip_address: str | None = None) -> Agent:
     """Optimistic locking: one conditional UPDATE on the version the client read."""
+    version_check_room(version)
     now = timezone.now()
     updated = Agent.objects.filter(pk=agent.pk, config_version=version).update(
         config=config, config_version=version + 1, config_updated_at=now, updated_at=now

@@ -5,6 +5,7 @@ from django.utils import timezone
 from apikeys import services
 from apikeys.keys import PERMISSIONS
 from apikeys.models import APIKey
+from logfleet.api.exceptions import Conflict
 
 
 class APIKeyAddForm(forms.ModelForm):
@@ -19,6 +20,17 @@ class APIKeyAddForm(forms.ModelForm):
         if value is not None and value <= timezone.now():
             raise forms.ValidationError("must be in the future")
         return value
+
+    def clean(self):
+        cleaned = super().clean()
+        organization = cleaned.get("organization")
+        if organization is not None:
+            # The admin saves in the same transaction, which keeps the organization locked.
+            try:
+                services.api_key_quota_check(organization=organization)
+            except Conflict as exc:
+                raise forms.ValidationError(str(exc.detail)) from None
+        return cleaned
 
 
 @admin.register(APIKey)

@@ -154,6 +154,17 @@ def _touch(key_id: str) -> None:
         APIKey.objects.filter(id=key_id).update(last_used_at=timezone.now())
 
 
+def api_key_quota_check(*, organization: Organization) -> None:
+    """409 when the organization already has MAX_API_KEYS_PER_ORG active keys (inside the creating
+    transaction: the organization stays locked until it commits)."""
+    organization_quota_check(
+        organization_id=organization.pk,
+        queryset=APIKey.objects.filter(organization=organization).with_status(APIKeyStatus.ACTIVE),
+        limit=settings.MAX_API_KEYS_PER_ORG,
+        what="active API keys",
+    )
+
+
 @transaction.atomic
 def api_key_create(
     *,
@@ -166,12 +177,7 @@ def api_key_create(
 ) -> tuple[APIKey, str]:
     """A new key and its raw value, which is shown this once and never stored."""
     with transaction.atomic():
-        organization_quota_check(
-            organization_id=organization.pk,
-            queryset=APIKey.objects.filter(organization=organization).with_status(APIKeyStatus.ACTIVE),
-            limit=settings.MAX_API_KEYS_PER_ORG,
-            what="active API keys",
-        )
+        api_key_quota_check(organization=organization)
         return _api_key_create(
             organization=organization,
             name=name,

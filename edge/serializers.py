@@ -20,7 +20,7 @@ class ConfigErrorSerializer(serializers.Serializer):
 
 
 class ConfigReportSerializer(serializers.Serializer):
-    hash = serializers.CharField(max_length=128)
+    hash = serializers.CharField(max_length=64)
     state = serializers.ChoiceField(choices=["applied", "failed"])
     errors = ConfigErrorSerializer(many=True, required=False, max_length=100)
 
@@ -65,8 +65,13 @@ class SampleSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=MetricType.choices)
     labels = serializers.DictField(child=serializers.CharField(), required=False)
     timestamp = serializers.CharField(help_text="ISO 8601 with offset, or Unix seconds (a number)")
-    value = serializers.FloatField(required=False, help_text="counter increment or gauge value")
-    histogram = serializers.DictField(required=False, help_text='{count, sum, buckets{le: cumulative count, "+Inf"}}')
+    value = serializers.FloatField(
+        required=False, min_value=-1e200, max_value=1e200, help_text="counter increment or gauge value"
+    )
+    histogram = serializers.DictField(
+        required=False,
+        help_text='{count (0 to 10**12), sum (at most 1e200 in magnitude), buckets{le: cumulative count, "+Inf"}}',
+    )
 
 
 class MetricsPushSerializer(serializers.Serializer):

@@ -127,6 +127,17 @@ def compile_pattern(pattern: str):
     return regex
 
 
+def finite_number(value) -> bool:
+    """A JSON number that is a finite float: not a bool, NaN or infinity, nor an integer too large
+    to be a float at all (10**400 would raise OverflowError where it is converted)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def parse_transform(value: str):
     if value in TRANSFORMS:
         return TRANSFORMS[value]
@@ -246,7 +257,7 @@ def validate_rule(raw, index: int) -> tuple[dict | None, Rule | None, dict[str, 
     if kind == "histogram":
         if not isinstance(buckets, list) or not 1 <= len(buckets) <= MAX_BUCKETS:
             errors[f"{prefix}.buckets"] = f"a histogram needs 1 to {MAX_BUCKETS} bucket bounds"
-        elif not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in buckets):
+        elif not all(finite_number(b) for b in buckets):
             errors[f"{prefix}.buckets"] = "bucket bounds must be finite numbers"
         elif any(later <= earlier for earlier, later in pairwise(buckets)):
             errors[f"{prefix}.buckets"] = "bucket bounds must be strictly increasing"

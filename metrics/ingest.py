@@ -64,19 +64,19 @@ def labels_hash(labels: dict) -> str:
     return hashlib.sha256(json.dumps(labels, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-# Observations in one histogram sample (one interval of one series): far beyond any real interval,
-# and far enough below bigint's 2**63 that the running totals of the Prometheus export never overflow.
+# Observations in one histogram sample (one interval of one series): far beyond any real interval.
+# A series' running count is a bigint; _store refuses the sample that would take it past BIGINT_MAX.
 MAX_COUNT = 10**12
+BIGINT_MAX = 2**63 - 1
+# Values and histogram sums, in magnitude. PostgreSQL refuses a float8 sum that overflows (SQLite
+# makes it infinity), and the series' running totals and the per-minute rollups add samples up in
+# SQL: with this bound not even 10**100 samples reach the largest double, so no total ever fails.
+MAX_MAGNITUDE = 1e200
+_finite = engine.finite_number
 
 
-def _finite(value) -> bool:
-    """A JSON number that is a finite float (a 400-digit integer is not: it has no float)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
+def _storable(value) -> bool:
+    return _finite(value) and abs(value) <= MAX_MAGNITUDE
 
 
 def _timestamp_ms(raw, now: datetime) -> int:
@@ -122,8 +122,8 @@ def _histogram(raw) -> tuple[int, float, dict]:
     count, total, buckets = raw.get("count"), raw.get("sum"), raw.get("buckets")
     if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_COUNT:
         raise ValueError("histogram.count must be an integer from 0 to 10**12")
-    if not _finite(total):
-        raise ValueError("histogram.sum must be a finite number")
+    if not _storable(total):
+        raise ValueError("histogram.sum must be a finite number of at most 1e200 in magnitude")
     if not isinstance(buckets, dict) or not buckets or len(buckets) > engine.MAX_BUCKETS + 1:
         raise ValueError(f"histogram.buckets must map 1 to {engine.MAX_BUCKETS + 1} upper bounds to counts")
     bounds = []
@@ -208,8 +208,8 @@ class BatchParser:
             count, value, buckets = _histogram(raw.get("histogram"))
         else:
             value = raw.get("value")
-            if not _finite(value):
-                raise ValueError("value must be a finite number")
+            if not _storable(value):
+                raise ValueError("value must be a finite number of at most 1e200 in magnitude")
             value = float(value)
             if kind == "counter" and value < 0:
                 raise ValueError("a counter sample is an increment and cannot be negative")
@@ -259,12 +259,14 @@ def _store(agent, parsed: list[ParsedSample], result: IngestResult) -> list[Pars
     existing: dict[tuple[str, str], tuple] = {}
     types: dict[str, str] = {}
     per_name: dict[str, int] = defaultdict(int)
-    for series_id, name, kind, hash_ in Series.objects.filter(agent_id=agent.pk, name__in=names).values_list(
-        "id", "name", "type", "labels_hash"
+    counts: dict[tuple[str, str], int] = defaultdict(int)  # histogram series' running counts, with this batch
+    for series_id, name, kind, hash_, count in Series.objects.filter(agent_id=agent.pk, name__in=names).values_list(
+        "id", "name", "type", "labels_hash", "histogram_count"
     ):
         existing[(name, hash_)] = series_id
         types.setdefault(name, kind)
         per_name[name] += 1
+        counts[(name, hash_)] = count
 
     cap, names_cap = settings.METRIC_MAX_SERIES_PER_NAME, settings.METRIC_MAX_NAMES_PER_AGENT
     names_count = None  # the agent's metric names, counted when a batch brings a new one
@@ -285,6 +287,10 @@ def _store(agent, parsed: list[ParsedSample], result: IngestResult) -> list[Pars
                 continue
             names_count += 1
         key = (sample.name, sample.labels_hash)
+        if sample.count is not None and counts[key] + sample.count > BIGINT_MAX:
+            message = f"histogram {sample.name}: the series' running count would pass {BIGINT_MAX}"
+            result.errors.append({"index": sample.index, "message": message})
+            continue
         if key not in existing and key not in new_series:
             if per_name[sample.name] >= cap:
                 result.errors.append({"index": sample.index, "message": _series_cap_error(sample.name)})
@@ -292,6 +298,8 @@ def _store(agent, parsed: list[ParsedSample], result: IngestResult) -> list[Pars
             per_name[sample.name] += 1
             types[sample.name] = sample.type
             new_series[key] = sample
+        if sample.count is not None:
+            counts[key] += sample.count
         accepted.append(sample)
 
     if new_series:

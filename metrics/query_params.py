@@ -36,7 +36,10 @@ class TimeField(serializers.Field):
             raise serializers.ValidationError("must be ISO 8601 or Unix seconds") from None
         if moment.tzinfo is None:
             raise serializers.ValidationError("must include a time zone offset, for example 2024-01-15T10:30:00Z")
-        return int(moment.timestamp())
+        seconds = int(moment.timestamp())
+        if not 0 <= seconds <= MAX_UNIX_SECONDS:  # 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
+            raise serializers.ValidationError("must be between 1970 and the end of 9999 in UTC")
+        return seconds
 
 
 class LabelFiltersField(serializers.ListField):

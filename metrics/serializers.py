@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.serializers import LabelsField
+from logfleet.api.fields import VersionField
 from metrics import engine, trial
 from metrics.models import MetricConfig, MetricType
 
@@ -90,7 +91,7 @@ class MetricConfigWriteSerializer(serializers.Serializer):
 
 
 class MetricConfigUpdateSerializer(MetricConfigWriteSerializer):
-    version = serializers.IntegerField(min_value=1, help_text="The version you read (optimistic locking)")
+    version = VersionField()
 
 
 class MetricConfigFilterSerializer(serializers.Serializer):

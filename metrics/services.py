@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from accounts.services import audit_record, organization_quota_check
 from agents.services import agents_refresh_config_hash
-from logfleet.api.exceptions import Conflict, VersionConflict
+from logfleet.api.exceptions import Conflict, VersionConflict, version_check_room
 from metrics import configs
 from metrics.models import MetricConfig
 
@@ -58,6 +58,7 @@ def metric_config_update(
     locked = MetricConfig.objects.select_for_update().get(pk=config.pk)
     if locked.version != version:
         raise VersionConflict(current_version=locked.version)
+    version_check_room(version)
     for field, value in changes.items():
         setattr(locked, field, value)
     locked.version = version + 1

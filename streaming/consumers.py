@@ -25,6 +25,7 @@ from accounts.services import session_authenticate, session_standing
 from agents.models import Agent
 from apikeys import services as key_services
 from logfleet import realtime
+from logfleet.api.parsers import may_hold_unstorable_text, unstorable_text
 from streaming import services
 from streaming.models import OPEN_STATUSES, StreamSession
 from streaming.outbox import Outbox
@@ -71,8 +72,9 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code, reason=reason)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        """A frame over 64 KiB closes the socket with 4413; a binary frame or text that is not JSON
-        goes to `malformed_frame`; nothing a client sends fails the socket (1011)."""
+        """A frame over 64 KiB closes the socket with 4413; a binary frame, text that is not JSON or
+        JSON with a NUL or an unpaired surrogate goes to `malformed_frame`; nothing a client sends
+        fails the socket (1011)."""
         size = len(text_data.encode("utf-8")) if text_data is not None else len(bytes_data or b"")
         if size > MAX_FRAME_BYTES:
             await self.close(code=Close.TOO_LARGE, reason="Frames are at most 64 KiB")
@@ -88,6 +90,12 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
         except ValueError:
             await self.malformed_frame("the frame is not valid JSON")
             return
+        if may_hold_unstorable_text(text_data):
+            found = unstorable_text(content)
+            if found is not None:  # as in HTTP bodies (logfleet.api.parsers)
+                path, message = found
+                await self.malformed_frame(f"{path or 'the frame'} {message}")
+                return
         await self.receive_json(content, **kwargs)
 
     async def malformed_frame(self, message: str):
@@ -440,9 +448,15 @@ class AgentConsumer(CredentialSocket):
         if key_services.authenticate(self.raw_key) is None:
             return None
         try:
+            session_uuid = uuid.UUID(str(session_id))
+        except ValueError:
+            echoed = session_id if isinstance(session_id, str) else None
+            return {"type": "error", "status": 400, "session_id": echoed, "message": "session_id must be a UUID"}
+        session_id = str(session_uuid)
+        try:
             lines = services.clean_lines(content.get("logs"))
             result = services.stream_push(
-                session_id=session_id, agent_id=self.agent.pk, organization_id=self.agent.organization_id, lines=lines
+                session_id=session_uuid, agent_id=self.agent.pk, organization_id=self.agent.organization_id, lines=lines
             )
         except ValueError as exc:
             return {"type": "error", "status": 400, "session_id": str(session_id), "message": str(exc)}

@@ -92,6 +92,20 @@ class VersionConflict(APIError):
         super().__init__(details={"current_version": current_version})
 
 
+# The largest version a PositiveIntegerField column holds on every database (PostgreSQL's integer).
+MAX_VERSION = 2_147_483_647
+
+
+def version_check_room(version: int) -> None:
+    """409 when a change would take `version` past what its column holds (PostgreSQL refuses it,
+    SQLite would store it): such an object cannot change any more, and says so."""
+    if version >= MAX_VERSION:
+        raise Conflict(
+            "The version number has reached its maximum; this object cannot be changed again",
+            details={"version": f"at its maximum ({MAX_VERSION})"},
+        )
+
+
 class Gone(APIError):
     status_code = 410
     error = "gone"

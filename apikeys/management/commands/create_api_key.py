@@ -1,3 +1,5 @@
+from datetime import UTC
+
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -5,6 +7,7 @@ from django.utils.dateparse import parse_datetime
 from apikeys import services
 from apikeys.keys import PERMISSIONS
 from apikeys.management.commands._common import key_data, organization_by_slug, print_json
+from logfleet.api.exceptions import APIError
 
 
 class Command(BaseCommand):
@@ -34,18 +37,25 @@ class Command(BaseCommand):
             raise CommandError("--name must be 1 to 128 characters")
         expires_at = None
         if options["expires_at"]:
-            expires_at = parse_datetime(options["expires_at"])
-            if expires_at is None or expires_at.tzinfo is None:
+            try:  # a well-formed but impossible time (month 13, past year 9999 in UTC) raises
+                expires_at = parse_datetime(options["expires_at"])
+                expires_at = expires_at.astimezone(UTC) if expires_at and expires_at.tzinfo else None
+            except (ValueError, OverflowError):
+                expires_at = None
+            if expires_at is None:
                 raise CommandError("--expires-at must be an ISO 8601 time with an offset, e.g. 2030-01-01T00:00:00Z")
             if expires_at <= timezone.now():
                 raise CommandError("--expires-at must be in the future")
-        key, raw = services.api_key_create(
-            organization=organization,
-            name=name,
-            permissions=options["permission"],
-            expires_at=expires_at,
-            actor=services.Actor(),
-        )
+        try:
+            key, raw = services.api_key_create(
+                organization=organization,
+                name=name,
+                permissions=options["permission"],
+                expires_at=expires_at,
+                actor=services.Actor(),
+            )
+        except APIError as exc:  # the organization's limit of active keys
+            raise CommandError(str(exc.detail)) from None
         if options["json"]:
             print_json(self, {"api_key": key_data(key), "raw_key": raw})
             return

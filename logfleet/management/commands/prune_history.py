@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from accounts.models import AuditEvent
-from logfleet.pruning import delete_in_chunks
+from logfleet.pruning import delete_in_chunks, retention_error
 from streaming.models import StreamSession
 
 
@@ -25,9 +25,11 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
 
     def handle(self, *args, **options):
-        days = options["older_than_days"] or settings.HISTORY_RETENTION_DAYS
-        if days < 1:
-            raise CommandError("--older-than-days must be at least 1")
+        days = options["older_than_days"]
+        days = settings.HISTORY_RETENTION_DAYS if days is None else days
+        error = retention_error(days)
+        if error is not None:
+            raise CommandError(error)
         cutoff = timezone.now() - timedelta(days=days)
         old = {
             "audit events": AuditEvent.objects.filter(created_at__lt=cutoff),

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from logfleet.pruning import retention_error
 from metrics.models import MetricBatch, Rollup, Sample
 
 
@@ -59,8 +60,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         days = options["older_than_days"] if options["older_than_days"] is not None else settings.METRICS_RETENTION_DAYS
-        if days < 1:
-            raise CommandError("--older-than-days must be at least 1")
+        error = retention_error(days)
+        if error is not None:
+            raise CommandError(error)
         if options["chunk_size"] < 1:
             raise CommandError("--chunk-size must be at least 1")
         result = prune(older_than_days=days, chunk_size=options["chunk_size"], dry_run=options["dry_run"])
