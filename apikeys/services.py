@@ -84,6 +84,11 @@ def record_cache_key(raw_key: str) -> str | None:
     return _cache_key(prefix) if prefix is not None else None
 
 
+def key_records_changed(prefix: str) -> None:
+    """The keys of `prefix` changed: every process reads their records anew after the commit."""
+    _publish_on_commit(prefix)
+
+
 def _publish_on_commit(prefix: str) -> None:
     shared_cache.refresh_after_commit(_cache_key(prefix), lambda: _records(prefix), RECORD_TTL)
 

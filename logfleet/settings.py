@@ -56,6 +56,15 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return value
 
 
+# A hundred years: any duration a deployment means, and what date arithmetic can still add to now.
+MAX_SECONDS = 100 * 365 * 86400
+
+
+def env_seconds(name: str, default: int) -> int:
+    """A TTL or interval: any whole number of seconds from 1 (API.md section 10) up to MAX_SECONDS."""
+    return env_int(name, default, minimum=1, maximum=MAX_SECONDS)
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -292,10 +301,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-JWT_ACCESS_TTL = env_int("JWT_ACCESS_TTL", 86400, minimum=1)
-JWT_REFRESH_TTL = env_int("JWT_REFRESH_TTL", 1209600, minimum=1)
-PASSWORD_RESET_TTL = env_int("PASSWORD_RESET_TTL", 3600, minimum=1)
-INVITE_TTL = env_int("INVITE_TTL", 604800, minimum=1)
+JWT_ACCESS_TTL = env_seconds("JWT_ACCESS_TTL", 86400)
+JWT_REFRESH_TTL = env_seconds("JWT_REFRESH_TTL", 1209600)
+PASSWORD_RESET_TTL = env_seconds("PASSWORD_RESET_TTL", 3600)
+INVITE_TTL = env_seconds("INVITE_TTL", 604800)
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=JWT_ACCESS_TTL),
@@ -395,7 +404,7 @@ SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_
 
 # --- product settings ----------------------------------------------------------------------
 
-AGENT_OFFLINE_AFTER = env_int("AGENT_OFFLINE_AFTER", 90, minimum=1)
+AGENT_OFFLINE_AFTER = env_seconds("AGENT_OFFLINE_AFTER", 90)
 STREAM_MAX_LINES_PER_SECOND = env_int("STREAM_MAX_LINES_PER_SECOND", 500, minimum=1)
 # Per session, counted in bytes of the frames viewers get (a line of 64 KiB is within it).
 STREAM_MAX_BYTES_PER_SECOND = env_int("STREAM_MAX_BYTES_PER_SECOND", 1024 * 1024, minimum=1)
@@ -403,7 +412,7 @@ STREAM_MAX_ACTIVE_PER_AGENT = env_int("STREAM_MAX_ACTIVE_PER_AGENT", 5, minimum=
 STREAM_MAX_ACTIVE_PER_ORG = env_int("STREAM_MAX_ACTIVE_PER_ORG", 20, minimum=1)
 # How often an open WebSocket (viewer or agent) checks its token or key again, in case it missed the
 # event that ended it (logfleet.realtime); the agent's heartbeat interval.
-STREAM_SOCKET_RECHECK_SECONDS = env_int("STREAM_SOCKET_RECHECK_SECONDS", 30, minimum=1)
+STREAM_SOCKET_RECHECK_SECONDS = env_seconds("STREAM_SOCKET_RECHECK_SECONDS", 30)
 # What a viewer's socket may hold on its way out while the viewer is not reading; past it, its
 # lines are dropped and counted for it alone (streaming.outbox).
 STREAM_VIEWER_QUEUE_BYTES = env_int("STREAM_VIEWER_QUEUE_BYTES", 1024 * 1024, minimum=1)

@@ -246,3 +246,10 @@ def test_secret_key_can_rotate_while_api_key_pepper_keeps_the_keys(org, settings
     assert key_client(raw).post("/api/v1/edge/register", {"name": "a"}, format="json").status_code == 201
     settings.API_KEY_PEPPER = settings.SECRET_KEY  # without it, every key is refused
     assert_error(key_client(raw).post("/api/v1/edge/register", {"name": "b"}, format="json"), 401)
+
+
+def test_a_key_deleted_outside_the_api_is_refused_at_once(org):
+    key, raw = make_key(org, permissions=["edge:register"])
+    assert key_client(raw).post("/api/v1/edge/register", {"name": "a"}, format="json").status_code == 201
+    key.delete()  # as the Django admin or the deletion of its organization does
+    assert_error(key_client(raw).post("/api/v1/edge/register", {"name": "a"}, format="json"), 401)

@@ -223,6 +223,8 @@ def manage_py(*args: str, env: dict) -> subprocess.CompletedProcess:
         ("AGENT_OFFLINE_AFTER", "soon"),
         ("DEBUG", "maybe"),
         ("PUBLIC_URL", "localhost"),
+        ("INVITE_TTL", str(10**12)),  # beyond what date arithmetic holds: refused at start, not a 500 later
+        ("AGENT_OFFLINE_AFTER", "0"),
     ],
 )
 def test_a_bad_setting_stops_the_process_naming_the_variable(variable, value):
