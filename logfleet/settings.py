@@ -413,6 +413,8 @@ STREAM_MAX_ACTIVE_PER_ORG = env_int("STREAM_MAX_ACTIVE_PER_ORG", 20, minimum=1)
 # How often an open WebSocket (viewer or agent) checks its token or key again, in case it missed the
 # event that ended it (logfleet.realtime); the agent's heartbeat interval.
 STREAM_SOCKET_RECHECK_SECONDS = env_seconds("STREAM_SOCKET_RECHECK_SECONDS", 30)
+# A stream session with no viewer this long ends (end_reason "idle"): nobody watching, no lines leave.
+STREAM_IDLE_SECONDS = env_seconds("STREAM_IDLE_SECONDS", 60)
 # What a viewer's socket may hold on its way out while the viewer is not reading; past it, its
 # lines are dropped and counted for it alone (streaming.outbox).
 STREAM_VIEWER_QUEUE_BYTES = env_int("STREAM_VIEWER_QUEUE_BYTES", 1024 * 1024, minimum=1)

@@ -292,6 +292,13 @@ class ViewerConsumer(CredentialSocket):
         self.writer = asyncio.ensure_future(self._write())
         self._schedule(session.expires_at)
         self.watch_credential()
+        self.presence = asyncio.ensure_future(self._present())
+
+    async def _present(self):
+        """Tell the session a viewer is here, now and every third of STREAM_IDLE_SECONDS."""
+        while True:
+            await database_sync_to_async(services.session_watched)(session_id=self.session_id)
+            await asyncio.sleep(settings.STREAM_IDLE_SECONDS / 3)
 
     async def standing(self) -> realtime.Standing:
         return await database_sync_to_async(session_standing)(
@@ -353,6 +360,12 @@ class ViewerConsumer(CredentialSocket):
 
     async def disconnect(self, code):
         await self.stop_sending()
+        presence = getattr(self, "presence", None)
+        if presence is not None:
+            presence.cancel()
+            # The idle clock starts now: the session ends STREAM_IDLE_SECONDS later if nobody comes.
+            await database_sync_to_async(services.session_watched)(session_id=self.session_id)
+            await database_sync_to_async(services.sessions_end_idle_later)(agent_id=self.agent_ref)
         await super().disconnect(code)
 
     async def receive_json(self, content, **kwargs):

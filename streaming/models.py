@@ -1,4 +1,5 @@
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -17,18 +18,34 @@ class EndReason(models.TextChoices):
     STOPPED = "stopped"
     TIMEOUT = "timeout"
     AGENT_DELETED = "agent_deleted"
+    IDLE = "idle"
 
 
 OPEN_STATUSES = (SessionStatus.PENDING, SessionStatus.ACTIVE)
 
 
+def idle_cutoff(now=None):
+    """A session nobody has watched since before this is idle (STREAM_IDLE_SECONDS)."""
+    return (now or timezone.now()) - timedelta(seconds=settings.STREAM_IDLE_SECONDS)
+
+
 class StreamSessionQuerySet(models.QuerySet):
     def open(self, now=None):
-        """Pending or active and not past their timeout (whether or not that was written down yet)."""
-        return self.filter(status__in=OPEN_STATUSES, expires_at__gt=now or timezone.now())
+        """Pending or active, not past their timeout and not idle (whether or not that was written down yet)."""
+        now = now or timezone.now()
+        return self.filter(status__in=OPEN_STATUSES, expires_at__gt=now).exclude(self._idle(now))
 
     def due_to_expire(self, now=None):
         return self.filter(status__in=OPEN_STATUSES, expires_at__lte=now or timezone.now())
+
+    def due_to_idle(self, now=None):
+        now = now or timezone.now()
+        return self.filter(status__in=OPEN_STATUSES, expires_at__gt=now).filter(self._idle(now))
+
+    @staticmethod
+    def _idle(now) -> Q:
+        cutoff = idle_cutoff(now)
+        return Q(viewers_seen_at__lte=cutoff) | Q(viewers_seen_at__isnull=True, started_at__lte=cutoff)
 
 
 class StreamSession(models.Model):
@@ -54,6 +71,9 @@ class StreamSession(models.Model):
     lines_sent = models.BigIntegerField(default=0)
     lines_dropped = models.BigIntegerField(default=0)
     bytes_sent = models.BigIntegerField(default=0)
+    # Refreshed by every connected viewer (streaming.consumers) and when one leaves; a session with
+    # none for STREAM_IDLE_SECONDS ends with end_reason "idle".
+    viewers_seen_at = models.DateTimeField(null=True, blank=True)
 
     objects = StreamSessionQuerySet.as_manager()
 
@@ -73,6 +93,14 @@ class StreamSession(models.Model):
         return f"stream {self.id} ({self.status})"
 
     def effective_status(self, now=None) -> str:
-        if self.status in OPEN_STATUSES and self.expires_at <= (now or timezone.now()):
+        now = now or timezone.now()
+        if self.status in OPEN_STATUSES and self.expires_at <= now:
             return SessionStatus.EXPIRED
+        if self.status in OPEN_STATUSES and self.idle_since <= idle_cutoff(now):
+            return SessionStatus.STOPPED  # nobody watching: end_reason idle once written down
         return self.status
+
+    @property
+    def idle_since(self):
+        """When the last viewer was known to be connected, or the start when none ever came."""
+        return self.viewers_seen_at or self.started_at

@@ -8,6 +8,7 @@ any viewer or agent: a line pushed to one process reaches viewers on every other
 import itertools
 import json
 import logging
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -16,7 +17,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -153,17 +154,50 @@ def _announce_end(session_id, agent_id, reason: str) -> None:
 
 
 def sessions_expire_due(*, organization_id=None, agent_id=None) -> int:
-    """Write down the sessions whose timeout has passed (idempotent; the viewers' timers already told them)."""
-    due = StreamSession.objects.due_to_expire()
-    if organization_id is not None:
-        due = due.filter(organization_id=organization_id)
-    if agent_id is not None:
-        due = due.filter(agent_ref=agent_id)
+    """Write down the sessions whose timeout has passed, and those nobody watched for STREAM_IDLE_SECONDS
+    (idempotent; the agent and any viewer are told)."""
+    now = timezone.now()
+    due = {"timeout": StreamSession.objects.due_to_expire(now), "idle": StreamSession.objects.due_to_idle(now)}
     count = 0
-    for session in due.select_related("organization"):
-        with transaction.atomic():
-            count += _end(session, status=SessionStatus.EXPIRED, reason=EndReason.TIMEOUT, at=session.expires_at)
+    for reason, sessions in due.items():
+        if organization_id is not None:
+            sessions = sessions.filter(organization_id=organization_id)
+        if agent_id is not None:
+            sessions = sessions.filter(agent_ref=agent_id)
+        for session in sessions.select_related("organization"):
+            with transaction.atomic():
+                if reason == "timeout":
+                    at = session.expires_at
+                    count += _end(session, status=SessionStatus.EXPIRED, reason=EndReason.TIMEOUT, at=at)
+                else:
+                    at = session.idle_since + timedelta(seconds=settings.STREAM_IDLE_SECONDS)
+                    count += _end(session, status=SessionStatus.STOPPED, reason=EndReason.IDLE, at=at)
     return count
+
+
+def session_watched(*, session_id) -> None:
+    """A viewer is connected to the session (called on connecting, then regularly), or just left.
+
+    When the last one leaves, the session ends as idle STREAM_IDLE_SECONDS later, unless a viewer
+    comes (the ones still there keep refreshing this); `sessions_end_idle_later` schedules the check."""
+    StreamSession.objects.filter(pk=session_id, status__in=OPEN_STATUSES).update(viewers_seen_at=timezone.now())
+
+
+def sessions_end_idle_later(*, agent_id) -> None:
+    """Look for idle sessions of the agent once STREAM_IDLE_SECONDS have passed (in this process; the
+    stream pushes, starts and heartbeats end them too, so a restart loses nothing but promptness)."""
+    timer = threading.Timer(settings.STREAM_IDLE_SECONDS + 0.5, _end_idle, kwargs={"agent_id": agent_id})
+    timer.daemon = True
+    timer.start()
+
+
+def _end_idle(*, agent_id) -> None:
+    try:
+        sessions_expire_due(agent_id=agent_id)
+    except Exception:  # a timer has no caller to tell: log, and leave it to the other paths
+        logger.exception("could not end the idle stream sessions of agent %s", agent_id)
+    finally:
+        connection.close()  # this timer's thread ends here, and its connection with it
 
 
 @transaction.atomic
@@ -218,6 +252,8 @@ def stream_start(
     _sessions_changed(agent.pk)
     start = instruction(session, "start")
     transaction.on_commit(lambda: _group_send(agent_group(agent.pk), {"type": "agent.stream_start", **start}))
+    # Should no viewer ever come, the session ends as idle (API.md section 8).
+    transaction.on_commit(lambda: sessions_end_idle_later(agent_id=agent.pk))
     return session
 
 
@@ -364,14 +400,14 @@ def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> 
 
     Raises NotFound-like LookupError for an unknown session or another agent's, Gone once it is over.
     """
+    session = StreamSession.objects.filter(pk=session_id, organization_id=organization_id, agent_ref=agent_id).first()
+    if session is None:
+        raise LookupError("no such session for this agent")
+    if session.status in OPEN_STATUSES and session.effective_status() not in OPEN_STATUSES:
+        # Over but not written down yet (its timeout passed, or nobody watches): write it now.
+        sessions_expire_due(agent_id=agent_id)
     with transaction.atomic():
-        session = (
-            StreamSession.objects.select_for_update()
-            .filter(pk=session_id, organization_id=organization_id, agent_ref=agent_id)
-            .first()
-        )
-        if session is None:
-            raise LookupError("no such session for this agent")
+        session = StreamSession.objects.select_for_update().get(pk=session.pk)
         status = session.effective_status()
         if status not in OPEN_STATUSES:
             raise Gone("The stream session is over; stop streaming", details={"session_status": status})
