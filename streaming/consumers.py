@@ -257,6 +257,13 @@ def _viewer_session(user, session_id: str):
     return None, session
 
 
+async def _end_idle(agent_id) -> None:
+    try:
+        await database_sync_to_async(services.sessions_expire_due)(agent_id=agent_id)
+    except Exception:  # a timer has no caller to tell; pushes, starts and heartbeats end it too
+        logger.exception("could not end the idle stream sessions of agent %s", agent_id)
+
+
 class ViewerConsumer(CredentialSocket):
     """`/api/v1/stream/ws/{session_id}?token=<access token>`.
 
@@ -365,7 +372,9 @@ class ViewerConsumer(CredentialSocket):
             presence.cancel()
             # The idle clock starts now: the session ends STREAM_IDLE_SECONDS later if nobody comes.
             await database_sync_to_async(services.session_watched)(session_id=self.session_id)
-            await database_sync_to_async(services.sessions_end_idle_later)(agent_id=self.agent_ref)
+            asyncio.get_running_loop().call_later(
+                settings.STREAM_IDLE_SECONDS + 0.5, lambda: asyncio.ensure_future(_end_idle(self.agent_ref))
+            )
         await super().disconnect(code)
 
     async def receive_json(self, content, **kwargs):

@@ -8,7 +8,6 @@ any viewer or agent: a line pushed to one process reaches viewers on every other
 import itertools
 import json
 import logging
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -17,7 +16,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -179,25 +178,10 @@ def session_watched(*, session_id) -> None:
     """A viewer is connected to the session (called on connecting, then regularly), or just left.
 
     When the last one leaves, the session ends as idle STREAM_IDLE_SECONDS later, unless a viewer
-    comes (the ones still there keep refreshing this); `sessions_end_idle_later` schedules the check."""
+    comes (the ones still there keep refreshing this): the leaving viewer's process looks then
+    (streaming.consumers). A session no viewer ever came to ends at the agent's next push, the
+    next start or its next heartbeat's instructions."""
     StreamSession.objects.filter(pk=session_id, status__in=OPEN_STATUSES).update(viewers_seen_at=timezone.now())
-
-
-def sessions_end_idle_later(*, agent_id) -> None:
-    """Look for idle sessions of the agent once STREAM_IDLE_SECONDS have passed (in this process; the
-    stream pushes, starts and heartbeats end them too, so a restart loses nothing but promptness)."""
-    timer = threading.Timer(settings.STREAM_IDLE_SECONDS + 0.5, _end_idle, kwargs={"agent_id": agent_id})
-    timer.daemon = True
-    timer.start()
-
-
-def _end_idle(*, agent_id) -> None:
-    try:
-        sessions_expire_due(agent_id=agent_id)
-    except Exception:  # a timer has no caller to tell: log, and leave it to the other paths
-        logger.exception("could not end the idle stream sessions of agent %s", agent_id)
-    finally:
-        connection.close()  # this timer's thread ends here, and its connection with it
 
 
 @transaction.atomic
@@ -252,8 +236,6 @@ def stream_start(
     _sessions_changed(agent.pk)
     start = instruction(session, "start")
     transaction.on_commit(lambda: _group_send(agent_group(agent.pk), {"type": "agent.stream_start", **start}))
-    # Should no viewer ever come, the session ends as idle (API.md section 8).
-    transaction.on_commit(lambda: sessions_end_idle_later(agent_id=agent.pk))
     return session
 
 
