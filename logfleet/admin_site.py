@@ -31,6 +31,9 @@ class RateLimitedAdminAuthenticationForm(AdminAuthenticationForm):
 
 class LogFleetAdminSite(admin.AdminSite):
     login_form = RateLimitedAdminAuthenticationForm
+    site_header = "LogFleet operations"
+    # "View site": where people use LogFleet (the API's documentation until the dashboard exists).
+    site_url = "/api/v1/docs"
 
     def login(self, request, extra_context=None):
         response = super().login(request, extra_context)

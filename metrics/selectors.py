@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, F, Max, Min, Q, Sum, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
-from metrics.models import Rollup, Sample, Series
+from metrics.models import MetricConfig, Rollup, Sample, Series
 
 SAMPLE_AGGS = ("sum", "avg", "min", "max", "count", "rate")
 HISTOGRAM_AGGS = ("p50", "p90", "p99", "count", "sum")
@@ -259,6 +259,25 @@ def _labels(series: Series, extra: dict | None = None) -> str:
     return "{" + ",".join(f'{key}="{_escape(str(value))}"' for key, value in pairs.items()) + "}"
 
 
+def _rule_descriptions(organization_id) -> dict[str, str]:
+    """Metric name → the description its rule gives (the first rule that names one)."""
+    descriptions: dict[str, str] = {}
+    for rules in (
+        MetricConfig.objects.filter(organization_id=organization_id)
+        .order_by("name", "id")
+        .values_list("metrics", flat=True)
+    ):
+        for rule in rules or []:
+            if isinstance(rule, dict) and rule.get("description") and rule.get("name") not in descriptions:
+                descriptions[rule["name"]] = rule["description"]
+    return descriptions
+
+
+def _help(text: str) -> str:
+    """A HELP line's text, escaped as the exposition format wants (backslash and newline)."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
 def export_lines(*, organization_id):
     """Every series of the organization in the Prometheus text format (version 0.0.4)."""
     queryset = (
@@ -267,10 +286,13 @@ def export_lines(*, organization_id):
         .filter(~Q(last_sample_at=None))
         .order_by("name", "agent__name", "id")
     )
+    descriptions = _rule_descriptions(organization_id)
     current, kind = None, None
     for series in queryset.iterator(chunk_size=2000):
         if series.name != current:
             current, kind = series.name, series.type
+            help_text = descriptions.get(series.name) or f"{series.type} {series.name}, extracted from logs by LogFleet"
+            yield f"# HELP {series.name} {_help(help_text)}\n"
             yield f"# TYPE {series.name} {series.type}\n"
         if series.type != kind:
             continue  # one name, one type in an exposition; the first agent's type wins

@@ -242,3 +242,17 @@ def test_dashboard_summary(push, two_agents, viewer_client, edge_client, org):
         "api_keys": {"active": 1},
     }
     assert r["X-RateLimit-Limit"] == "60"
+
+
+def test_every_exported_family_has_help_from_its_rule_or_a_default(push, agent, viewer_client, org):
+    from metrics.models import MetricConfig
+
+    rule = {"name": "queue_depth", "type": "gauge", "description": "Jobs waiting\\nin the queue", "pattern": "q"}
+    MetricConfig.objects.create(organization=org, name="jobs", metrics=[rule])
+    now = time.time()
+    push(agent, [sample("queue_depth", "gauge", now - 60, 4.0), sample("req", "counter", now - 60, 1)])
+    text = viewer_client.get("/api/v1/metrics/export").content.decode()
+    assert "# HELP queue_depth Jobs waiting\\\\nin the queue\n# TYPE queue_depth gauge\n" in text
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    assert families["queue_depth"].documentation == "Jobs waiting\\nin the queue"
+    assert families["req"].documentation == "counter req, extracted from logs by LogFleet"
