@@ -204,6 +204,8 @@ INSTALLED_APPS = [
     "metrics",
     "streaming",
     "edge",
+    # Tooling: the benchmarks' `manage.py bench_*` commands (no product module imports it).
+    "bench",
 ]
 
 MIDDLEWARE = [

@@ -8,8 +8,9 @@ from django.conf import settings
 from django.test import Client
 
 from accounts.models import AuthSession, User
+from bench.live import database_url_of_test_db
 from conftest import client_for
-from logfleet.testing import assert_error, database_url_of_test_db
+from logfleet.testing import assert_error
 
 NEW_PASSWORD = "An0ther-sturdy-passphrase"
 

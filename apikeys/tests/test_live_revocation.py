@@ -9,8 +9,8 @@ from django.conf import settings
 
 from accounts.tests.factories import UserFactory
 from apikeys.tests.factories import make_key
+from bench.live import LiveServer, database_url_of_test_db, http_json
 from conftest import client_for
-from logfleet.testing import LiveServer, database_url_of_test_db, http_json
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

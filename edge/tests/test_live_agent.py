@@ -23,9 +23,9 @@ from accounts.tests.factories import UserFactory
 from agents import services as agent_services
 from agents.models import Agent
 from apikeys.tests.factories import make_key
+from bench.live import LiveServer, http_json
 from conftest import client_for
 from edge.agent.loggen import line
-from logfleet.testing import LiveServer, http_json
 from metrics import engine
 from metrics import services as metric_services
 from metrics.examples import nginx_example

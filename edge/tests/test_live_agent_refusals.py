@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from apikeys.tests.factories import make_key
-from logfleet.testing import LiveServer, free_port
+from bench.live import LiveServer, free_port
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

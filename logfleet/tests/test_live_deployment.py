@@ -13,7 +13,7 @@ import websockets
 from django.conf import settings
 from django.utils import timezone
 
-from logfleet.testing import LiveServer, http_json
+from bench.live import LiveServer, http_json
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

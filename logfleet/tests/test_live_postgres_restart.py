@@ -17,7 +17,7 @@ import uuid
 import pytest
 from django.conf import settings
 
-from logfleet.testing import LiveServer, free_port, http_json
+from bench.live import LiveServer, free_port, http_json
 
 BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1:] or [""]
 PG_CTL = os.path.join(BIN[0], "pg_ctl")

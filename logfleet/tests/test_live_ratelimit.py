@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.conf import settings
 
-from logfleet.testing import LiveServer, http_json
+from bench.live import LiveServer, http_json
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

@@ -18,8 +18,8 @@ from accounts.tests.factories import UserFactory
 from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import make_key
+from bench.live import LiveServer, free_port, http_json
 from conftest import client_for
-from logfleet.testing import LiveServer, free_port, http_json
 
 pytestmark = [
     pytest.mark.live,

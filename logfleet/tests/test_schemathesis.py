@@ -16,8 +16,8 @@ from accounts.models import Role
 from accounts.tests.factories import UserFactory
 from apikeys.keys import PERMISSIONS
 from apikeys.tests.factories import make_key
+from bench.live import LiveServer
 from conftest import client_for
-from logfleet.testing import LiveServer
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

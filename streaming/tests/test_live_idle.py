@@ -9,8 +9,8 @@ import websockets
 from accounts.tests.factories import UserFactory
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import make_key
+from bench.live import LiveServer, http_json
 from conftest import client_for
-from logfleet.testing import LiveServer, http_json
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

@@ -14,8 +14,8 @@ from accounts.tests.factories import UserFactory
 from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import make_key
+from bench.live import LiveServer, http_json
 from conftest import client_for
-from logfleet.testing import LiveServer, http_json
 
 pytestmark = [
     pytest.mark.live,

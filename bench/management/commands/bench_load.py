@@ -22,8 +22,8 @@ from accounts.services import session_start
 from agents import services as agent_services
 from agents.models import Agent
 from apikeys import services as key_services
-from logfleet import loadgen
-from logfleet.testing import LiveServer, http_json
+from bench import loadgen
+from bench.live import LiveServer, http_json
 from metrics.models import Sample, Series
 
 GROUPS = (

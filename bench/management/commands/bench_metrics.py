@@ -24,8 +24,8 @@ from accounts.models import Organization, User
 from accounts.services import session_start
 from agents.models import Agent
 from apikeys import services as key_services
-from logfleet import loadgen
-from logfleet.testing import LiveServer
+from bench import loadgen
+from bench.live import LiveServer
 from metrics import ingest
 from metrics.models import Sample, Series
 

@@ -17,8 +17,8 @@ from accounts.models import Organization, User
 from accounts.services import session_start
 from agents.models import Agent
 from apikeys import services as key_services
-from logfleet import loadgen
-from logfleet.testing import LiveServer, http_json
+from bench import loadgen
+from bench.live import LiveServer, http_json
 
 SCENARIOS = [(1, 500), (10, 500), (2, 2000)]
 

@@ -24,7 +24,7 @@ from accounts.models import Organization
 from agents import services as agent_services
 from agents.models import Agent
 from apikeys import services as key_services
-from logfleet.testing import LiveServer
+from bench.live import LiveServer
 
 LUA = """
 local ids = {%(ids)s}

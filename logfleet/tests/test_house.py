@@ -1,0 +1,65 @@
+"""The house: what lives where (README, Layout)."""
+
+import ast
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import get_commands
+
+PRODUCT_APPS = ("logfleet", "accounts", "agents", "apikeys", "metrics", "streaming", "edge")
+
+
+def product_modules():
+    for app in PRODUCT_APPS:
+        for path in (Path(settings.BASE_DIR) / app).rglob("*.py"):
+            if "tests" not in path.parts and "migrations" not in path.parts:
+                yield path
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_no_product_module_imports_the_benchmarks():
+    offenders = [
+        str(path) for path in product_modules() if any(n.split(".")[0] == "bench" for n in imported_modules(path))
+    ]
+    assert offenders == []
+
+
+def test_every_benchmark_command_lives_in_bench():
+    benchmarks = {name: app for name, app in get_commands().items() if name.startswith("bench_")}
+    assert set(benchmarks) == {"bench_edge", "bench_load", "bench_metrics", "bench_stream"}
+    assert set(benchmarks.values()) == {"bench"}
+
+
+def test_the_one_hop_handler_still_matches_the_pinned_djangos_handler():
+    """logfleet.http_handler overrides three methods of Django's ASGI handler and relies on the rest:
+    if Django changes them, read the new code, adapt OneHopASGIHandler, then update these digests."""
+    import hashlib
+    import inspect
+
+    from django.core.handlers.asgi import ASGIHandler
+    from django.core.handlers.base import BaseHandler
+
+    digests = {
+        method.__qualname__: hashlib.sha256(inspect.getsource(method).encode()).hexdigest()[:16]
+        for method in (
+            ASGIHandler.__call__,
+            ASGIHandler.handle,
+            BaseHandler.get_response_async,
+            BaseHandler.load_middleware,
+        )
+    }
+    assert digests == {
+        "ASGIHandler.__call__": "f756809e9c9308dc",
+        "ASGIHandler.handle": "98faeb5bef800331",
+        "BaseHandler.get_response_async": "ad82c920df0cebbb",
+        "BaseHandler.load_middleware": "a1fb7ee5f8586195",
+    }
