@@ -50,7 +50,7 @@ class LogSourceSerializer(StrictSerializer):
         return value
 
 
-class AgentConfigSerializer(StrictSerializer):
+class AgentConfigValidator(StrictSerializer):
     log_sources = LogSourceSerializer(many=True, required=False, max_length=MAX_LOG_SOURCES)
     heartbeat_interval_seconds = serializers.IntegerField(min_value=5, max_value=300, required=False)
     metrics_interval_seconds = serializers.IntegerField(min_value=10, max_value=3600, required=False)

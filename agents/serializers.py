@@ -98,7 +98,7 @@ class AgentConfigBodySerializer(serializers.Serializer):
     retention_hours = serializers.IntegerField(min_value=1, max_value=8760)
 
 
-class AgentConfigSerializer(serializers.Serializer):
+class AgentConfigVersionSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     hash = serializers.CharField(help_text="SHA-256 of the config's canonical JSON")
     config = AgentConfigBodySerializer()
@@ -117,7 +117,7 @@ class AgentConfigSerializer(serializers.Serializer):
 
 class AgentConfigUpdateSerializer(serializers.Serializer):
     version = VersionField()
-    config = agent_config.AgentConfigSerializer()
+    config = agent_config.AgentConfigValidator()
 
 
 class AgentFilterSerializer(serializers.Serializer):

@@ -8,8 +8,8 @@ from rest_framework.response import Response
 from agents import services
 from agents.models import Agent
 from agents.serializers import (
-    AgentConfigSerializer,
     AgentConfigUpdateSerializer,
+    AgentConfigVersionSerializer,
     AgentFilterSerializer,
     AgentSerializer,
     AgentWriteSerializer,
@@ -96,19 +96,21 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneric
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        methods=["GET"], summary="The agent's configuration, defaults filled in", responses={200: AgentConfigSerializer}
+        methods=["GET"],
+        summary="The agent's configuration, defaults filled in",
+        responses={200: AgentConfigVersionSerializer},
     )
     @extend_schema(
         methods=["PUT"],
         summary="Replace the configuration; `version` must be the current one",
         request=AgentConfigUpdateSerializer,
-        responses={200: AgentConfigSerializer, 409: OpenApiResponse(description="version_conflict")},
+        responses={200: AgentConfigVersionSerializer, 409: OpenApiResponse(description="version_conflict")},
     )
     @action(detail=True, methods=["get", "put"])
     def config(self, request, pk=None):
         agent = self.get_object()
         if request.method == "GET":
-            return Response(AgentConfigSerializer.of(agent))
+            return Response(AgentConfigVersionSerializer.of(agent))
         data = validated_body(AgentConfigUpdateSerializer, request)
         version = data["version"]
         if version != agent.config_version:
@@ -120,4 +122,4 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneric
             actor=request.user,
             ip_address=client_ip(request),
         )
-        return Response(AgentConfigSerializer.of(agent))
+        return Response(AgentConfigVersionSerializer.of(agent))

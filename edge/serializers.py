@@ -26,7 +26,7 @@ class ConfigReportSerializer(serializers.Serializer):
 
 
 class HeartbeatSerializer(serializers.Serializer):
-    """Documents the heartbeat body; validation is edge.heartbeat.parse (the same rules, faster)."""
+    """Documents the heartbeat body; validation is edge.heartbeat_body.parse (the same rules, faster)."""
 
     status = serializers.ChoiceField(choices=AgentStatus.choices)
     version = serializers.CharField(required=False, max_length=64)

@@ -15,7 +15,7 @@ from agents.models import Agent
 from agents.serializers import AgentSerializer
 from apikeys import services as apikey_services
 from apikeys.authentication import APIKeyAuthentication, requires_key_permission
-from edge import heartbeat
+from edge import heartbeat_body
 from edge.serializers import (
     AgentRegisterSerializer,
     CompatHeartbeatSerializer,
@@ -150,7 +150,7 @@ class HeartbeatView(EdgeView):
     permission_classes = [requires_key_permission("edge:heartbeat")]
 
     def post(self, request, agent_id: uuid.UUID):
-        return _acknowledge(request, agent_id, heartbeat.parse(request.data))
+        return _acknowledge(request, agent_id, heartbeat_body.parse(request.data))
 
 
 @extend_schema(
@@ -167,7 +167,7 @@ class CompatHeartbeatView(EdgeView):
         return _as_uuid(data.get("agent_id")) if isinstance(data, dict) else None
 
     def post(self, request):
-        fields = heartbeat.parse(request.data, with_agent_id=True)
+        fields = heartbeat_body.parse(request.data, with_agent_id=True)
         return _acknowledge(request, fields["agent_id"], fields)
 
 
@@ -220,7 +220,7 @@ class CompatSyncConfigView(EdgeView):
 
     def get(self, request):
         errors: dict = {}
-        agent_id = heartbeat.parse_uuid(request.query_params.get("agent_id"), "agent_id", errors)
+        agent_id = heartbeat_body.parse_uuid(request.query_params.get("agent_id"), "agent_id", errors)
         if errors:
             raise ValidationError(errors)
         return _sync(request, _agent_of_key(request, agent_id))
@@ -273,7 +273,7 @@ class StreamPushView(EdgeView):
         if not isinstance(data, dict):
             raise ValidationError({"non_field_errors": "the body must be a JSON object"})
         errors: dict = {}
-        session_id = heartbeat.parse_uuid(data.get("session_id"), "session_id", errors)
+        session_id = heartbeat_body.parse_uuid(data.get("session_id"), "session_id", errors)
         if errors:
             raise ValidationError(errors)
         try:

@@ -251,7 +251,7 @@ if REDIS_URL:
     parse_redis_url("REDIS_URL", REDIS_URL)
     CACHES = {
         "default": {
-            "BACKEND": "logfleet.cache.SharedRedisCache",
+            "BACKEND": "logfleet.redis_cache.SharedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "logfleet",
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},

@@ -1,9 +1,11 @@
 import json
 
 from django.contrib import admin
+from django.core.paginator import Paginator
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from metrics.models import MetricBatch, MetricConfig, Series
+from metrics.models import MetricBatch, MetricConfig, Rollup, Sample, Series
 
 
 @admin.register(MetricConfig)
@@ -64,3 +66,44 @@ class MetricBatchAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class BoundedCountPaginator(Paginator):
+    """Samples and rollups run to millions of rows: count at most the first 10 000 pages' worth."""
+
+    @cached_property
+    def count(self):
+        return self.object_list[: self.per_page * 10_000].count()
+
+
+class LargeTableAdmin(admin.ModelAdmin):
+    """Read-only, newest first, without a full COUNT(*) of the table."""
+
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Sample)
+class SampleAdmin(LargeTableAdmin):
+    list_display = ["id", "series", "ts", "value", "count"]
+    list_select_related = ["series"]
+    search_fields = ["=series__id"]
+    list_filter = []
+    readonly_fields = [field.name for field in Sample._meta.fields]
+    ordering = ["-id"]
+
+
+@admin.register(Rollup)
+class RollupAdmin(LargeTableAdmin):
+    list_display = ["name", "agent", "organization", "minute", "count", "sum", "min", "max"]
+    list_select_related = ["agent", "organization"]
+    search_fields = ["name", "agent__name"]
+    list_filter = []
+    readonly_fields = [field.name for field in Rollup._meta.fields]
+    ordering = ["-id"]

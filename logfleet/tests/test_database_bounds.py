@@ -43,7 +43,7 @@ from logfleet.api.parsers import SURROGATE_MESSAGE
 from logfleet.asgi import application
 from logfleet.testing import assert_error
 from metrics.ingest import BIGINT_MAX
-from metrics.models import MetricBatch, MetricConfig, Rollup, Series
+from metrics.models import MetricBatch, MetricConfig, Rollup, Sample, Series
 from streaming.models import StreamSession
 
 pytestmark = pytest.mark.django_db
@@ -951,6 +951,15 @@ def admin_objects(world) -> dict:
         MetricConfig: world.config,
         Series: Series.objects.get(name="gauge"),
         MetricBatch: MetricBatch.objects.get(batch_id="batch-1"),
+        Sample: Sample.objects.first(),
+        Rollup: Rollup.objects.first(),
+        StreamSession: StreamSession.objects.create(
+            organization=world.org,
+            agent=world.agent,
+            agent_ref=world.agent.pk,
+            timeout_seconds=60,
+            expires_at=timezone.now() + timedelta(minutes=1),
+        ),
     }
 
 

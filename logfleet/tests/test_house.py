@@ -63,3 +63,12 @@ def test_the_one_hop_handler_still_matches_the_pinned_djangos_handler():
         "BaseHandler.get_response_async": "ad82c920df0cebbb",
         "BaseHandler.load_middleware": "a1fb7ee5f8586195",
     }
+
+
+def test_every_model_is_in_the_admin():
+    from django.apps import apps
+    from django.contrib import admin
+
+    ours = [model for model in apps.get_models() if model._meta.app_label in PRODUCT_APPS]
+    missing = [model._meta.label for model in ours if model not in admin.site._registry]
+    assert missing == []

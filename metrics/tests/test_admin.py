@@ -33,3 +33,9 @@ def test_the_admin_tells_series_apart_by_labels_and_shows_rules_readably(operato
     )
     page = operator_client.get(f"/admin/metrics/metricconfig/{config.pk}/change/").content.decode()
     assert "<pre>[\n  {\n" in page
+
+
+def test_samples_and_rollups_are_browsable_read_only(operator_client, org):
+    for page in ("/admin/metrics/sample/", "/admin/metrics/rollup/", "/admin/streaming/streamsession/"):
+        assert operator_client.get(page).status_code == 200, page
+    assert operator_client.get("/admin/metrics/sample/add/").status_code == 403
