@@ -5,6 +5,7 @@ import logging
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.db import connection
+from django.http.request import split_domain_port
 from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -91,7 +92,8 @@ def csrf_failure(request, reason=""):
 
 def bad_request(request, exception=None):
     if isinstance(exception, DisallowedHost):
-        host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
+        # ALLOWED_HOSTS holds names without their port: say the name as it must be added.
+        host, _port = split_domain_port(request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", ""))
         return error_response(
             400,
             message=f"This server does not serve the host {host!r}; add it to ALLOWED_HOSTS on the server",

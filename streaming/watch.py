@@ -31,6 +31,9 @@ async def watch(url: str, token: str) -> int:
                 print(describe(json.loads(message)), flush=True)
     except websockets.ConnectionClosed:
         pass
+    except (OSError, websockets.InvalidHandshake) as exc:
+        print(f"[cannot connect to {url}: {exc}]", file=sys.stderr)
+        return 1
     code, reason = socket.close_code, socket.close_reason
     print(f"[closed: {code} {reason}]".rstrip(), file=sys.stderr)
     return 0 if code == 1000 else 1
@@ -45,7 +48,11 @@ def main(argv=None) -> int:
         parser.error("set LOGFLEET_TOKEN to an access token (POST /api/v1/auth/login)")
     if urlsplit(args.websocket_url).query:
         parser.error("give the websocket_url without a query string; the token comes from LOGFLEET_TOKEN")
-    return asyncio.run(watch(args.websocket_url, token))
+    try:
+        return asyncio.run(watch(args.websocket_url, token))
+    except KeyboardInterrupt:
+        print("[stopped watching]", file=sys.stderr)
+        return 0
 
 
 if __name__ == "__main__":

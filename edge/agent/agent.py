@@ -318,6 +318,11 @@ class Agent:
         try:
             from websockets.sync.client import connect
         except ImportError:
+            logger.warning(
+                "the websockets package is not installed: stream starts and stops arrive with the heartbeat "
+                "(every %g s) instead of at once; pip install websockets to have them at once",
+                self.heartbeat_interval,
+            )
             return
         url = self.options.server.replace("http://", "ws://").replace("https://", "wss://").rstrip("/")
         url += f"/api/v1/edge/agents/{self.agent_id}/ws"
@@ -475,6 +480,8 @@ class Agent:
             held = self.queue.hold(path)
             logger.error("batch %s refused (%s); set aside in %s", batch.get("batch_id"), exc, held)
             return True
+        if self.send_attempts:
+            logger.info("metrics sent again after %d failed attempt(s)", self.send_attempts)
         self.send_attempts = 0
         self.queue.remove(path)
         if result.get("rejected"):

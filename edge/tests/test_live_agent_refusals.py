@@ -33,7 +33,7 @@ def test_an_agent_whose_host_name_the_server_refuses_says_so_and_exits(org, tmp_
     assert isinstance(result, subprocess.CompletedProcess), result  # it stopped by itself
     assert result.returncode == 2
     assert "registration refused for good" in result.stderr
-    assert "'127.0.0.1:" in result.stderr and "ALLOWED_HOSTS" in result.stderr
+    assert "the host '127.0.0.1';" in result.stderr and "ALLOWED_HOSTS" in result.stderr
 
 
 def test_an_unreachable_server_is_named_in_the_agents_log(org, tmp_path):

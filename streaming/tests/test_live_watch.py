@@ -64,3 +64,19 @@ def test_the_watch_command_takes_no_token_on_the_command_line():
         timeout=30,
     )
     assert result.returncode == 2 and "LOGFLEET_TOKEN" in result.stderr
+
+
+def test_the_watch_command_says_when_it_cannot_connect():
+    from bench.live import free_port
+
+    url = f"ws://127.0.0.1:{free_port()}/api/v1/stream/ws/x"
+    result = subprocess.run(
+        [sys.executable, "-m", "streaming.watch", url],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "LOGFLEET_TOKEN": "t"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1 and f"[cannot connect to {url}" in result.stderr
+    assert "Traceback" not in result.stderr
