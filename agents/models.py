@@ -7,6 +7,7 @@ from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from agents import config as agent_config
+from logfleet import clock
 
 
 class AgentStatus(models.TextChoices):
@@ -73,7 +74,7 @@ class Agent(models.Model):
     # Its configuration (versioned, optimistic locking) and what it should run as a whole.
     config = models.JSONField(default=agent_config.default_config)
     config_version = models.PositiveIntegerField(default=1)
-    config_updated_at = models.DateTimeField(default=timezone.now)
+    config_updated_at = models.DateTimeField(default=clock.now)
     config_hash = models.CharField(max_length=64, blank=True, default="")
 
     # The agent's last report about applying its configuration.
@@ -84,7 +85,7 @@ class Agent(models.Model):
     # Each log source as the agent last reported it: {name, path, state, lines, bytes, error?}.
     source_states = models.JSONField(default=list, blank=True)
 
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = AgentQuerySet.as_manager()

@@ -3,7 +3,6 @@
 Apps above this one (streaming) register their section at start-up; this app never imports them.
 """
 
-import time
 from collections.abc import Callable
 
 from django.db.models import Count, Q
@@ -11,6 +10,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from apikeys.models import APIKey, APIKeyStatus
+from logfleet import clock
 from metrics.models import Sample, Series
 
 _sections: dict[str, Callable[[object], dict]] = {}
@@ -32,7 +32,7 @@ def summary(*, organization_id) -> dict:
         )
     )
     series = Series.objects.filter(organization_id=organization_id)
-    hour_ago_ms = int((time.time() - 3600) * 1000)
+    hour_ago_ms = int((clock.unix() - 3600) * 1000)
     body = {
         "agents": agents,
         # The streaming app registers the real count; without it there can be no sessions.

@@ -2,7 +2,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
+
+from logfleet import clock
 
 
 class MetricConfig(models.Model):
@@ -21,8 +22,8 @@ class MetricConfig(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
+    updated_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         ordering = ["name", "id"]
@@ -52,7 +53,7 @@ class Series(models.Model):
     type = models.CharField(max_length=16, choices=MetricType.choices)
     labels = models.JSONField(default=dict)
     labels_hash = models.CharField(max_length=64)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=clock.now)
     last_sample_at = models.DateTimeField(null=True, blank=True)
     # Counter: sum of increments. Gauge: latest value (by sample time). Histogram: count/sum/buckets.
     total = models.FloatField(default=0)
@@ -122,7 +123,7 @@ class MetricBatch(models.Model):
     id = models.BigAutoField(primary_key=True)
     agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
     batch_id = models.CharField(max_length=128)
-    received_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(default=clock.now)
     accepted = models.PositiveIntegerField(default=0)
 
     class Meta:

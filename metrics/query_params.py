@@ -1,11 +1,11 @@
 """Query-string validation of the /metrics read endpoints."""
 
 import re
-import time
 from datetime import datetime
 
 from rest_framework import serializers
 
+from logfleet import clock
 from metrics import selectors
 
 MAX_RANGE_SECONDS = 31 * 86400
@@ -83,7 +83,7 @@ class QueryParamsSerializer(SeriesFilterSerializer):
     def validate(self, attrs):
         # The end is exclusive: by default it is the end of the current second, so a sample taken
         # just now is in the answer.
-        end = attrs.get("end", int(time.time()) + 1)
+        end = attrs.get("end", int(clock.unix()) + 1)
         start = attrs.get("start", end - 3600)
         if end <= start:
             raise serializers.ValidationError({"end": "must be after start"})

@@ -1,5 +1,3 @@
-import time
-
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -12,6 +10,7 @@ from rest_framework.response import Response
 from accounts.authentication import SessionJWTAuthentication
 from apikeys.authentication import APIKeyAuthentication
 from apikeys.services import KeyPrincipal
+from logfleet import clock
 from logfleet.api.client import client_ip
 from logfleet.api.pagination import EnvelopePagination
 from logfleet.api.permissions import IsOrganizationUser, MemberWrites, is_organization_user
@@ -119,7 +118,7 @@ class MetricConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Base
         else:
             metrics = data["metrics"]
         rules = trial.rules_compile(metrics)
-        return Response(trial.rules_try(rules=rules, lines=data["lines"], timestamp=round(time.time(), 3)))
+        return Response(trial.rules_try(rules=rules, lines=data["lines"], timestamp=round(clock.unix(), 3)))
 
 
 class MetricsReadView(BaseAPIView):

@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from logfleet import clock
+
 
 class SessionStatus(models.TextChoices):
     PENDING = "pending"
@@ -60,7 +62,7 @@ class StreamSession(models.Model):
     filters = models.JSONField(default=dict, blank=True)
     filter_query = models.TextField(null=True, blank=True, max_length=4096)  # noqa: DJ001 (null: not given)
     timeout_seconds = models.PositiveIntegerField()
-    started_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(default=clock.now)
     expires_at = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=16, choices=EndReason.choices, null=True, blank=True)  # noqa: DJ001

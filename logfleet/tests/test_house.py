@@ -72,3 +72,16 @@ def test_every_model_is_in_the_admin():
     ours = [model for model in apps.get_models() if model._meta.app_label in PRODUCT_APPS]
     missing = [model._meta.label for model in ours if model not in admin.site._registry]
     assert missing == []
+
+
+def test_model_defaults_follow_the_services_clock(db, clock, org):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.services import audit_record
+
+    clock.advance(400 * 86400)
+    event = audit_record(organization=org, action="test.moved", target_type="organization", target_id=org.pk)
+    assert event.created_at - timezone.now() < timedelta(seconds=5)  # the moved clock, not the wall clock
+    assert event.created_at > org.created_at + timedelta(days=399)

@@ -1,4 +1,3 @@
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -6,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from logfleet import clock
 from logfleet.pruning import retention_error
 from metrics.models import MetricBatch, Rollup, Sample
 
@@ -16,7 +16,7 @@ def prune(*, older_than_days: int, chunk_size: int = 10_000, dry_run: bool = Fal
     Each chunk is its own short transaction, so the table is never locked for long and the
     command can run from cron next to live ingestion.
     """
-    cutoff_ms = int((time.time() - older_than_days * 86400) * 1000)
+    cutoff_ms = int((clock.unix() - older_than_days * 86400) * 1000)
     old = Sample.objects.filter(ts__lt=cutoff_ms)
     if dry_run:
         return {
