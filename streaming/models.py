@@ -1,9 +1,10 @@
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from logfleet import clock
@@ -26,28 +27,45 @@ class EndReason(models.TextChoices):
 OPEN_STATUSES = (SessionStatus.PENDING, SessionStatus.ACTIVE)
 
 
-def idle_cutoff(now=None):
-    """A session nobody has watched since before this is idle (STREAM_IDLE_SECONDS)."""
-    return (now or timezone.now()) - timedelta(seconds=settings.STREAM_IDLE_SECONDS)
+def idle_time() -> timedelta:
+    return timedelta(seconds=settings.STREAM_IDLE_SECONDS)
 
 
 class StreamSessionQuerySet(models.QuerySet):
+    """The session's state as of `now`, derived in the query like `StreamSession.effective()`: a
+    session stored as open is over once its timeout passed (expired) or nobody watched it for
+    STREAM_IDLE_SECONDS (stopped, idle), whichever came first, whether or not that was written down."""
+
+    def _ends(self, now):
+        idle_at = ExpressionWrapper(Coalesce("viewers_seen_at", "started_at") + idle_time(), DateTimeField())
+        return (
+            self.annotate(_idle_at=idle_at).filter(status__in=OPEN_STATUSES),
+            Q(expires_at__lte=now),
+            Q(_idle_at__lte=now),
+        )
+
     def open(self, now=None):
-        """Pending or active, not past their timeout and not idle (whether or not that was written down yet)."""
+        """Pending or active, and neither past its timeout nor idle."""
+        queryset, expired, idle = self._ends(now or timezone.now())
+        return queryset.exclude(expired | idle)
+
+    def over_unwritten(self, now=None):
+        """Stored as open but over (to be written down by streaming.services.sessions_expire_due)."""
+        queryset, expired, idle = self._ends(now or timezone.now())
+        return queryset.filter(expired | idle)
+
+    def with_effective_status(self, status: str, now=None):
+        """Sessions whose effective status is `status` (a stored or a derived one)."""
         now = now or timezone.now()
-        return self.filter(status__in=OPEN_STATUSES, expires_at__gt=now).exclude(self._idle(now))
-
-    def due_to_expire(self, now=None):
-        return self.filter(status__in=OPEN_STATUSES, expires_at__lte=now or timezone.now())
-
-    def due_to_idle(self, now=None):
-        now = now or timezone.now()
-        return self.filter(status__in=OPEN_STATUSES, expires_at__gt=now).filter(self._idle(now))
-
-    @staticmethod
-    def _idle(now) -> Q:
-        cutoff = idle_cutoff(now)
-        return Q(viewers_seen_at__lte=cutoff) | Q(viewers_seen_at__isnull=True, started_at__lte=cutoff)
+        if status in OPEN_STATUSES:
+            return self.open(now).filter(status=status)
+        queryset, expired, idle = self._ends(now)
+        first_expired = expired & (~idle | Q(expires_at__lte=F("_idle_at")))
+        first_idle = idle & (~expired | Q(_idle_at__lt=F("expires_at")))
+        derived = queryset.filter(first_expired if status == SessionStatus.EXPIRED else first_idle)
+        if status not in (SessionStatus.EXPIRED, SessionStatus.STOPPED):
+            derived = queryset.none()
+        return self.filter(Q(status=status) | Q(pk__in=derived.values("pk")))
 
 
 class StreamSession(models.Model):
@@ -94,13 +112,24 @@ class StreamSession(models.Model):
     def __str__(self):
         return f"stream {self.id} ({self.status})"
 
+    def effective(self, now=None) -> tuple[str, str | None, datetime | None]:
+        """(status, end_reason, stopped_at) as of `now`: a session stored as open is over once its
+        timeout passed or nobody watched it for STREAM_IDLE_SECONDS, whichever came first."""
+        if self.status in OPEN_STATUSES:
+            now = now or timezone.now()
+            idle_at = self.idle_since + idle_time()
+            ends = [
+                (self.expires_at, SessionStatus.EXPIRED, EndReason.TIMEOUT),
+                (idle_at, SessionStatus.STOPPED, EndReason.IDLE),
+            ]
+            passed = [end for end in ends if end[0] <= now]
+            if passed:
+                at, status, reason = min(passed)
+                return status, reason, at
+        return self.status, self.end_reason, self.stopped_at
+
     def effective_status(self, now=None) -> str:
-        now = now or timezone.now()
-        if self.status in OPEN_STATUSES and self.expires_at <= now:
-            return SessionStatus.EXPIRED
-        if self.status in OPEN_STATUSES and self.idle_since <= idle_cutoff(now):
-            return SessionStatus.STOPPED  # nobody watching: end_reason idle once written down
-        return self.status
+        return self.effective(now)[0]
 
     @property
     def idle_since(self):

@@ -59,7 +59,14 @@ class StreamSessionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_status(self, session) -> str:
-        return session.effective_status()
+        return session.effective()[0]
+
+    def to_representation(self, session):
+        data = super().to_representation(session)
+        # Over but not written down yet: shown as it will be written (streaming.models, effective()).
+        _status, data["end_reason"], stopped_at = session.effective()
+        data["stopped_at"] = serializers.DateTimeField().to_representation(stopped_at) if stopped_at else None
+        return data
 
     def get_websocket_url(self, session) -> str:
         request = self.context["request"]

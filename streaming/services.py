@@ -153,24 +153,20 @@ def _announce_end(session_id, agent_id, reason: str) -> None:
 
 
 def sessions_expire_due(*, organization_id=None, agent_id=None) -> int:
-    """Write down the sessions whose timeout has passed, and those nobody watched for STREAM_IDLE_SECONDS
-    (idempotent; the agent and any viewer are told)."""
+    """Write down the sessions that are over but still stored as open: their timeout passed, or nobody
+    watched them for STREAM_IDLE_SECONDS (idempotent; the agent and any viewer are told). Called by
+    the write paths (start, stop, push) and the sockets' timers, never by a read."""
     now = timezone.now()
-    due = {"timeout": StreamSession.objects.due_to_expire(now), "idle": StreamSession.objects.due_to_idle(now)}
+    due = StreamSession.objects.over_unwritten(now)
+    if organization_id is not None:
+        due = due.filter(organization_id=organization_id)
+    if agent_id is not None:
+        due = due.filter(agent_ref=agent_id)
     count = 0
-    for reason, sessions in due.items():
-        if organization_id is not None:
-            sessions = sessions.filter(organization_id=organization_id)
-        if agent_id is not None:
-            sessions = sessions.filter(agent_ref=agent_id)
-        for session in sessions.select_related("organization"):
-            with transaction.atomic():
-                if reason == "timeout":
-                    at = session.expires_at
-                    count += _end(session, status=SessionStatus.EXPIRED, reason=EndReason.TIMEOUT, at=at)
-                else:
-                    at = session.idle_since + timedelta(seconds=settings.STREAM_IDLE_SECONDS)
-                    count += _end(session, status=SessionStatus.STOPPED, reason=EndReason.IDLE, at=at)
+    for session in due.select_related("organization"):
+        status, reason, at = session.effective(now)
+        with transaction.atomic():
+            count += _end(session, status=status, reason=reason, at=at)
     return count
 
 
@@ -242,8 +238,8 @@ def stream_start(
 @transaction.atomic
 def stream_stop(*, session: StreamSession, user, ip_address: str | None) -> StreamSession:
     """Idempotent: stopping a session that is over changes nothing."""
-    if session.effective_status() == SessionStatus.EXPIRED:
-        sessions_expire_due(agent_id=session.agent_ref)
+    if session.status in OPEN_STATUSES and session.effective_status() not in OPEN_STATUSES:
+        sessions_expire_due(agent_id=session.agent_ref)  # over already (timeout or idle): written as such
     else:
         _end(
             session,

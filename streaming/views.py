@@ -1,5 +1,4 @@
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -10,7 +9,7 @@ from logfleet.api.client import client_ip
 from logfleet.api.permissions import MemberWrites
 from logfleet.api.views import BaseGenericViewSet, validated_body, validated_query
 from streaming import services
-from streaming.models import OPEN_STATUSES, SessionStatus, StreamSession
+from streaming.models import SessionStatus, StreamSession
 from streaming.serializers import (
     SessionFilterSerializer,
     StreamSessionSerializer,
@@ -40,18 +39,13 @@ class StreamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
         queryset = super().get_queryset()
         if getattr(self, "swagger_fake_view", False):
             return queryset
-        services.sessions_expire_due(organization_id=self.request.user.organization_id)
         if self.action == "list":
             data = validated_query(SessionFilterSerializer, self.request)
             if "agent_id" in data:
                 queryset = queryset.filter(agent_ref=data["agent_id"])
             if "status" in data:
-                wanted = data["status"]
-                now = timezone.now()
-                if wanted in OPEN_STATUSES:
-                    queryset = queryset.filter(status=wanted, expires_at__gt=now)
-                else:
-                    queryset = queryset.filter(status=wanted)
+                # The effective status (derived as of now), so that a read never has to write.
+                queryset = queryset.with_effective_status(data["status"])
         return queryset
 
     def _started_body(self, session) -> dict:

@@ -58,3 +58,12 @@ def test_a_session_watched_until_recently_is_not_idle(start, online_agent, membe
     assert member_client.get(f"/api/v1/stream/sessions/{session_id}").json()["status"] == "pending"
     clock.advance(10)
     assert member_client.get(f"/api/v1/stream/sessions/{session_id}").json()["status"] == "stopped"
+
+
+def test_stopping_a_session_that_went_idle_keeps_its_idle_end(start, online_agent, member_client, clock):
+    session_id = start(online_agent).json()["session_id"]
+    clock.advance(IDLE + 1)
+    listed = member_client.get("/api/v1/stream/sessions", {"status": "stopped"}).json()["items"]
+    assert [(s["id"], s["end_reason"]) for s in listed] == [(session_id, "idle")]
+    stopped = member_client.post("/api/v1/stream/stop", {"session_id": session_id}, format="json").json()
+    assert (stopped["status"], stopped["session"]["end_reason"]) == ("stopped", "idle")

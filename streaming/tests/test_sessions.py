@@ -145,7 +145,15 @@ def test_a_session_expires_at_its_timeout(start, member_client, online_agent, cl
     clock.advance(11)
     body = member_client.get(f"{SESSIONS}/{session_id}").json()
     assert body["status"] == "expired" and body["end_reason"] == "timeout"
+    assert body["stopped_at"] == body["expires_at"]
+    expired = member_client.get(SESSIONS, {"status": "expired"}).json()["items"]
+    assert [s["id"] for s in expired] == [session_id]
+    assert member_client.get(SESSIONS, {"status": "pending"}).json()["total"] == 0
+    # Reads do not write: the end is written (and audited) by the next write path.
+    assert not AuditEvent.objects.filter(action="stream.ended", target_id=session_id).exists()
+    assert member_client.post("/api/v1/stream/stop", {"session_id": session_id}, format="json").status_code == 200
     assert AuditEvent.objects.filter(action="stream.ended", target_id=session_id).count() == 1
+    assert member_client.get(f"{SESSIONS}/{session_id}").json() == body
 
 
 def test_list_filters(start, member_client, online_agent, org):
