@@ -31,9 +31,8 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts import services as accounts_services
 from accounts.models import AuditEvent, AuthSession, Organization, PasswordToken, User
-from accounts.services import audit_record
+from accounts.services import audit_record, registration
 from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.models import APIKey
@@ -1168,9 +1167,9 @@ def test_a_slug_taken_meanwhile_is_picked_again(world, monkeypatch):
     """Two registrations of one name at once can pick the same free slug: the one the unique index
     refuses picks again (it was a 500)."""
     Organization.objects.create(name="Acme", slug="acme")
-    real = accounts_services._unique_slug
+    real = registration._unique_slug
     answers = iter(["acme"])  # what the other registration's check saw before it committed
-    monkeypatch.setattr(accounts_services, "_unique_slug", lambda name: next(answers, None) or real(name))
+    monkeypatch.setattr(registration, "_unique_slug", lambda name: next(answers, None) or real(name))
     r = world.anon.post("/api/v1/auth/register", {**register_body(world), "organization_name": "Acme"}, format="json")
     assert r.status_code == 201, r.json()
     assert r.json()["organization"]["slug"].startswith("acme-")
