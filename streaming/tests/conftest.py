@@ -44,9 +44,3 @@ def push_lines(agent_client):
         )
 
     return push
-
-
-@pytest.fixture(autouse=True)
-def _roomy_streaming_limit(settings):
-    # These tests make more than 10 stream requests a minute; the limit itself is tested on its own.
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "streaming": "1000/m"}
