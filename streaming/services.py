@@ -378,41 +378,51 @@ def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> 
 
     Raises NotFound-like LookupError for an unknown session or another agent's, Gone once it is over.
     """
-    session = StreamSession.objects.filter(pk=session_id, organization_id=organization_id, agent_ref=agent_id).first()
-    if session is None:
-        raise LookupError("no such session for this agent")
-    if session.status in OPEN_STATUSES and session.effective_status() not in OPEN_STATUSES:
-        # Over but not written down yet (its timeout passed, or nobody watches): write it now.
-        sessions_expire_due(agent_id=agent_id)
     with transaction.atomic():
-        session = StreamSession.objects.select_for_update().get(pk=session.pk)
-        status = session.effective_status()
-        if status not in OPEN_STATUSES:
-            raise Gone("The stream session is over; stop streaming", details={"session_status": status})
-        kept = [line for line in lines if matches_filters(session.filters, line)]
-        first_seq = session.lines_sent + 1
-        # Encoded once here, not once per viewer: the channel layer carries the frames as they go out,
-        # and the byte budget counts them so.
-        frames = _budget(
-            session.pk, kept, lambda offset, line: json.dumps({"type": "log", "seq": first_seq + offset, **line})
+        session = (
+            StreamSession.objects.select_for_update()
+            .filter(pk=session_id, organization_id=organization_id, agent_ref=agent_id)
+            .first()
         )
-        forwarded, dropped = kept[: len(frames)], len(kept) - len(frames)
-        size = sum(len(line["message"].encode("utf-8")) for line in forwarded)
-        updates = {
-            "lines_sent": F("lines_sent") + len(forwarded),
-            "lines_dropped": F("lines_dropped") + dropped,
-            "bytes_sent": F("bytes_sent") + size,
-        }
-        if session.status == SessionStatus.PENDING:
-            updates["status"] = SessionStatus.ACTIVE
-        StreamSession.objects.filter(pk=session.pk).update(**updates)
-        # Sent while the row is locked, so that concurrent pushes reach viewers in seq order.
-        if frames or dropped:
-            _group_send(
-                session_group(session.pk), {"type": "log.lines", "frames": frames, "dropped": dropped}, required=True
-            )
+        if session is None:
+            raise LookupError("no such session for this agent")
+        status = session.effective_status()
+        if status in OPEN_STATUSES:
+            result = _forward(session, lines)
+    if status not in OPEN_STATUSES:
+        if session.status in OPEN_STATUSES:
+            # Over but not written down yet (its timeout passed, or nobody watches): write it now.
+            sessions_expire_due(agent_id=agent_id)
+        raise Gone("The stream session is over; stop streaming", details={"session_status": status})
     if session.status == SessionStatus.PENDING:
         _sessions_changed(agent_id)
+    return result
+
+
+def _forward(session: StreamSession, lines: list[dict]) -> dict:
+    """stream_push's work on the locked row of an open session."""
+    kept = [line for line in lines if matches_filters(session.filters, line)]
+    first_seq = session.lines_sent + 1
+    # Encoded once here, not once per viewer: the channel layer carries the frames as they go out,
+    # and the byte budget counts them so.
+    frames = _budget(
+        session.pk, kept, lambda offset, line: json.dumps({"type": "log", "seq": first_seq + offset, **line})
+    )
+    forwarded, dropped = kept[: len(frames)], len(kept) - len(frames)
+    size = sum(len(line["message"].encode("utf-8")) for line in forwarded)
+    updates = {
+        "lines_sent": F("lines_sent") + len(forwarded),
+        "lines_dropped": F("lines_dropped") + dropped,
+        "bytes_sent": F("bytes_sent") + size,
+    }
+    if session.status == SessionStatus.PENDING:
+        updates["status"] = SessionStatus.ACTIVE
+    StreamSession.objects.filter(pk=session.pk).update(**updates)
+    # Sent while the row is locked, so that concurrent pushes reach viewers in seq order.
+    if frames or dropped:
+        _group_send(
+            session_group(session.pk), {"type": "log.lines", "frames": frames, "dropped": dropped}, required=True
+        )
     return {
         "accepted": len(forwarded),
         "filtered": len(lines) - len(kept),
