@@ -7,7 +7,6 @@ short reason, so a browser sees why. Group events: `session.ended`, `log.lines` 
 """
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -25,7 +24,7 @@ from accounts.services import session_authenticate, session_standing
 from agents.models import Agent
 from apikeys import services as key_services
 from logfleet import realtime
-from logfleet.api.parsers import may_hold_unstorable_text, unstorable_text
+from logfleet.api.parsers import NestedTooDeeply, may_hold_unstorable_text, strict_loads, unstorable_text
 from streaming import services
 from streaming.models import OPEN_STATUSES, StreamSession
 from streaming.outbox import Outbox
@@ -62,10 +61,6 @@ def origin_allowed(scope) -> bool:
     return bool(validate_host(hostname, settings.ALLOWED_HOSTS) or validate_host(host, settings.ALLOWED_HOSTS))
 
 
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not valid JSON")
-
-
 class RefusingConsumer(AsyncJsonWebsocketConsumer):
     async def refuse(self, code: int, reason: str):
         await self.accept()
@@ -83,8 +78,8 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
             await self.malformed_frame("frames are JSON text, not binary")
             return
         try:
-            content = json.loads(text_data, parse_constant=_refuse_constant)
-        except RecursionError:
+            content = strict_loads(text_data)
+        except NestedTooDeeply:
             await self.malformed_frame("the frame is nested too deeply")
             return
         except ValueError:

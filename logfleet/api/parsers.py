@@ -14,7 +14,6 @@ import re
 from django.conf import settings
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
-from rest_framework.settings import api_settings
 
 NUL_MESSAGE = "must not contain NUL characters"
 SURROGATE_MESSAGE = "must not contain unpaired UTF-16 surrogates (\\ud800 to \\udfff)"
@@ -24,8 +23,22 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _strict_constant(name):
+class NestedTooDeeply(ValueError):
+    pass
+
+
+def _refuse_constant(name):
     raise ValueError(f"{name} is not valid JSON")
+
+
+def strict_loads(text: str):
+    """JSON text decoded as the API accepts it (the request bodies here, the WebSocket frames in
+    streaming.consumers): no NaN or Infinity, and nesting Python cannot decode is NestedTooDeeply,
+    a ValueError like every other refusal."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise NestedTooDeeply("nested too deeply") from None
 
 
 class StrictJSONParser(JSONParser):
@@ -34,8 +47,8 @@ class StrictJSONParser(JSONParser):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = raw.decode(encoding)
-            data = json.loads(text, parse_constant=_strict_constant if api_settings.STRICT_JSON else None)
-        except RecursionError:
+            data = strict_loads(text)
+        except NestedTooDeeply:
             raise ParseError("JSON parse error - the body is nested too deeply") from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
