@@ -465,15 +465,9 @@ class AgentConsumer(CredentialSocket):
         if key_services.authenticate(self.raw_key) is None:
             return None
         try:
-            session_uuid = uuid.UUID(str(session_id))
-        except ValueError:
-            echoed = session_id if isinstance(session_id, str) else None
-            return {"type": "error", "status": 400, "session_id": echoed, "message": "session_id must be a UUID"}
-        session_id = str(session_uuid)
-        try:
             lines = services.clean_lines(content.get("logs"))
             result = services.stream_push(
-                session_id=session_uuid, agent_id=self.agent.pk, organization_id=self.agent.organization_id, lines=lines
+                session_id=session_id, agent_id=self.agent.pk, organization_id=self.agent.organization_id, lines=lines
             )
         except ValueError as exc:
             return {"type": "error", "status": 400, "session_id": str(session_id), "message": str(exc)}
