@@ -1,6 +1,8 @@
 """Helpers the test suites of every app share: the error-envelope assertion and the resource battery.
 (Live server processes are in bench.live, shared with the benchmarks.)"""
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,3 +105,16 @@ class ResourceBattery:
             for method, url, body in self.writes:
                 r = getattr(role_clients[role], method)(url, body, format="json")
                 assert_error(r, 403, "permission_denied")
+
+
+def manage_py(*args: str, env: dict, input: str | None = None) -> subprocess.CompletedProcess:
+    """`manage.py` in a fresh process with exactly `env` (and a PATH): how settings are read at start."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env={"PATH": "/usr/bin:/bin", **env},
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -1,8 +1,5 @@
 """A new password ends every session of the user, wherever it was set (API, admin, manage.py)."""
 
-import subprocess
-import sys
-
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -10,7 +7,7 @@ from django.test import Client
 from accounts.models import AuthSession, User
 from bench.live import database_url_of_test_db
 from conftest import client_for
-from logfleet.testing import assert_error
+from logfleet.testing import assert_error, manage_py
 
 NEW_PASSWORD = "An0ther-sturdy-passphrase"
 
@@ -33,14 +30,11 @@ def test_a_password_set_in_the_admin_ends_the_users_sessions(db, admin_user):
 def test_manage_py_changepassword_ends_the_users_sessions(admin_user):
     api = client_for(admin_user)
     assert api.get("/api/v1/auth/me").status_code == 200
-    result = subprocess.run(
-        [sys.executable, "manage.py", "changepassword", admin_user.email],
-        cwd=settings.BASE_DIR,
-        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url_of_test_db(), "SECRET_KEY": settings.SECRET_KEY},
+    result = manage_py(
+        "changepassword",
+        admin_user.email,
+        env={"DATABASE_URL": database_url_of_test_db(), "SECRET_KEY": settings.SECRET_KEY},
         input=f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert_error(api.get("/api/v1/auth/me"), 401, "not_authenticated")

@@ -2,8 +2,6 @@
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -12,7 +10,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from logfleet import views as ops_views
-from logfleet.testing import assert_error
+from logfleet.testing import assert_error, manage_py
 
 pytestmark = pytest.mark.django_db
 
@@ -199,18 +197,6 @@ def test_swagger_ui_is_served_from_local_static_files(api_client, settings):
 def test_admin_login_page_is_served(api_client):
     r = api_client.get("/admin/login/")
     assert r.status_code == 200 and b"<form" in r.content
-
-
-def manage_py(*args: str, env: dict) -> subprocess.CompletedProcess:
-    """`manage.py` in a fresh process with exactly `env` (and a PATH): how settings are read at start."""
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=settings.BASE_DIR,
-        env={"PATH": "/usr/bin:/bin", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.mark.parametrize(

@@ -2,17 +2,15 @@
 
 import re
 import subprocess
-import sys
 import time
 
 import pytest
-from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
 from conftest import client_for
 from logfleet import mailer
-from logfleet.testing import assert_error
+from logfleet.testing import assert_error, manage_py
 
 pytestmark = pytest.mark.django_db
 
@@ -218,7 +216,6 @@ def test_reset_password_is_limited_per_user_of_the_token(limits, org, mailoutbox
 
 # `make lint`'s production-like environment.
 LINT_ENV = {
-    "PATH": "/usr/bin:/bin",
     "SECRET_KEY": "ci-only-" + "x" * 56,
     "PUBLIC_URL": "https://logfleet.example.com",
     "ALLOWED_HOSTS": "logfleet.example.com",
@@ -227,14 +224,7 @@ LINT_ENV = {
 
 
 def deploy_check(**env) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=settings.BASE_DIR,
-        env={**LINT_ENV, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return manage_py("check", "--deploy", "--fail-level", "WARNING", env={**LINT_ENV, **env})
 
 
 def test_deploy_check_warns_when_several_processes_trust_no_proxy():
