@@ -3,6 +3,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.services import session_authenticate
+from logfleet.errors import Unauthenticated
 
 
 class SessionJWTAuthentication(JWTAuthentication):
@@ -20,7 +21,10 @@ class SessionJWTAuthentication(JWTAuthentication):
         if raw_token is None:
             # A token without its scheme (`Authorization: eyJ...`) is not "no credentials".
             raise AuthenticationFailed("The Authorization header must be 'Bearer <access token>'")
-        return session_authenticate(raw_token.decode() if isinstance(raw_token, bytes) else raw_token)
+        try:
+            return session_authenticate(raw_token.decode() if isinstance(raw_token, bytes) else raw_token)
+        except Unauthenticated as exc:
+            raise AuthenticationFailed(exc.message) from None  # DRF's 401 with WWW-Authenticate
 
 
 class SessionJWTAuthenticationScheme(OpenApiAuthenticationExtension):

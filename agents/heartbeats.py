@@ -20,7 +20,7 @@ from django.dispatch import receiver
 
 from agents.models import Agent
 from logfleet import shared_cache
-from logfleet.api.exceptions import ServiceUnavailable
+from logfleet.errors import Unavailable
 
 logger = logging.getLogger("logfleet.heartbeats")
 
@@ -106,7 +106,7 @@ class HeartbeatWriter:
                     self._open = _Batch()
                     break
                 if not self._cond.wait(timeout=WAIT_SECONDS):
-                    raise ServiceUnavailable("The database did not commit the heartbeat in time; retry shortly")
+                    raise Unavailable("The database did not commit the heartbeat in time; retry shortly")
         if not batch.done:
             try:
                 batch.failures = _write(batch.rows)

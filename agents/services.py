@@ -11,7 +11,7 @@ from accounts.services import audit_record, organization_quota_check
 from agents import bundle, heartbeats
 from agents import config as agent_config
 from agents.models import Agent, ConfigState
-from logfleet.api.exceptions import Conflict, VersionConflict, version_check_room
+from logfleet.errors import Conflict, VersionConflict, version_check_room
 
 NAME_TAKEN = "An agent with this name already exists in the organization"
 

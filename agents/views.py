@@ -15,9 +15,9 @@ from agents.serializers import (
     AgentWriteSerializer,
 )
 from logfleet.api.client import client_ip
-from logfleet.api.exceptions import VersionConflict
 from logfleet.api.permissions import MemberWrites
 from logfleet.api.views import BaseGenericViewSet, validated_body, validated_query
+from logfleet.errors import VersionConflict
 
 ORDER_BY = {
     "name": [F("name").asc(), "id"],

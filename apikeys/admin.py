@@ -5,7 +5,7 @@ from django.utils import timezone
 from apikeys import services
 from apikeys.keys import PERMISSIONS
 from apikeys.models import APIKey
-from logfleet.api.exceptions import Conflict
+from logfleet.errors import Conflict
 
 
 class APIKeyAddForm(forms.ModelForm):
@@ -29,7 +29,7 @@ class APIKeyAddForm(forms.ModelForm):
             try:
                 services.api_key_quota_check(organization=organization)
             except Conflict as exc:
-                raise forms.ValidationError(str(exc.detail)) from None
+                raise forms.ValidationError(exc.message) from None
         return cleaned
 
 

@@ -20,7 +20,7 @@ from accounts.services import audit_record, organization_quota_check
 from apikeys import keys
 from apikeys.models import APIKey, APIKeyStatus
 from logfleet import realtime, shared_cache
-from logfleet.api.exceptions import Conflict
+from logfleet.errors import Conflict
 
 logger = logging.getLogger("logfleet.apikeys")
 

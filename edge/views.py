@@ -276,14 +276,8 @@ class StreamPushView(EdgeView):
         session_id = heartbeat_body.parse_uuid(data.get("session_id"), "session_id", errors)
         if errors:
             raise ValidationError(errors)
-        try:
-            lines = stream_services.clean_lines(data.get("logs"))
-        except ValueError as exc:
-            raise ValidationError({"logs": str(exc)}) from None
-        try:
-            result = stream_services.stream_push(
-                session_id=session_id, agent_id=agent.pk, organization_id=agent.organization_id, lines=lines
-            )
-        except LookupError:
-            raise NotFound("No such stream session for this agent") from None
+        lines = stream_services.clean_lines(data.get("logs"))
+        result = stream_services.stream_push(
+            session_id=session_id, agent_id=agent.pk, organization_id=agent.organization_id, lines=lines
+        )
         return Response(result, status=status.HTTP_202_ACCEPTED)

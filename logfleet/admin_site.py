@@ -11,7 +11,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
 from logfleet.api import ratelimit
-from logfleet.api.exceptions import RateLimited
+from logfleet.errors import RateLimited
 
 
 class RateLimitedAdminAuthenticationForm(AdminAuthenticationForm):
@@ -24,7 +24,7 @@ class RateLimitedAdminAuthenticationForm(AdminAuthenticationForm):
             raise ValidationError(
                 "Too many login attempts. Try again in %(seconds)d seconds.",
                 code="rate_limited",
-                params={"seconds": refused.wait},
+                params={"seconds": refused.retry_after},
             ) from None
         return super().clean()
 
@@ -44,5 +44,5 @@ class LogFleetAdminSite(admin.AdminSite):
         refused = getattr(request, "rate_limited", None)
         if refused is not None:
             response.status_code = 429
-            response["Retry-After"] = str(refused.wait)
+            response["Retry-After"] = str(refused.retry_after)
         return response

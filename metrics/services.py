@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from accounts.services import audit_record, organization_quota_check
 from agents.services import agents_refresh_config_hash
-from logfleet.api.exceptions import Conflict, VersionConflict, version_check_room
+from logfleet.errors import Conflict, VersionConflict, version_check_room
 from metrics import configs
 from metrics.models import MetricConfig
 

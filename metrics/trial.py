@@ -14,7 +14,7 @@ import time
 
 from django.conf import settings
 
-from logfleet.api.exceptions import APIError, PayloadTooLarge
+from logfleet.errors import Invalid, TooLarge
 from metrics import engine
 
 MAX_RESULTS = 100
@@ -31,7 +31,7 @@ def rules_compile(metrics) -> list[engine.Rule]:
         return engine.compile_rules(metrics)[1]
     except engine.RuleError as exc:
         details = {f"metrics.{key}" if key else "metrics": message for key, message in exc.errors.items()}
-        raise APIError("The config's rules are not valid under the current limits", details=details) from None
+        raise Invalid("The config's rules are not valid under the current limits", details=details) from None
 
 
 def _json_size(value) -> int:
@@ -40,7 +40,7 @@ def _json_size(value) -> int:
 
 
 def _refuse_work(work: int, lines: int, total_bytes: int, rules: int, budget: int):
-    return PayloadTooLarge(
+    return TooLarge(
         f"This test would match {work:,} line bytes times rules ({total_bytes:,} bytes in {lines} lines, "
         f"{rules} rules); the budget is {budget:,}: send fewer or shorter lines, or fewer rules",
         details={"work": work, "budget": budget},
@@ -48,7 +48,7 @@ def _refuse_work(work: int, lines: int, total_bytes: int, rules: int, budget: in
 
 
 def _refuse_answer(limit: int):
-    return PayloadTooLarge(
+    return TooLarge(
         f"The answer would be larger than {limit:,} bytes: send fewer lines or rules, or rules that capture less",
         details={"max_response_bytes": limit},
     )

@@ -18,13 +18,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.http.request import validate_host
 from django.utils import timezone
-from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.services import session_authenticate, session_standing
 from agents.models import Agent
 from apikeys import services as key_services
 from logfleet import realtime
+from logfleet.api.exceptions import domain_status
 from logfleet.api.parsers import NestedTooDeeply, may_hold_unstorable_text, strict_loads, unstorable_text
+from logfleet.errors import DomainError, Unauthenticated
 from streaming import services
 from streaming.models import OPEN_STATUSES, StreamSession
 from streaming.outbox import Outbox
@@ -121,8 +122,15 @@ def _user_for_token(token: str):
         return None, None
     try:
         return session_authenticate(token)
-    except AuthenticationFailed:
+    except Unauthenticated:
         return None, None
+
+
+def _problem(exc: DomainError) -> dict:
+    """An error frame's words for a domain error: its code, what is wrong with each field (else the
+    message) and the details."""
+    said = "; ".join(str(problem) for problem in exc.details.values() if isinstance(problem, str))
+    return {"error": exc.code, "message": said or exc.message, "details": exc.details}
 
 
 class CredentialSocket(RefusingConsumer):
@@ -469,15 +477,11 @@ class AgentConsumer(CredentialSocket):
             result = services.stream_push(
                 session_id=session_id, agent_id=self.agent.pk, organization_id=self.agent.organization_id, lines=lines
             )
-        except ValueError as exc:
-            return {"type": "error", "status": 400, "session_id": str(session_id), "message": str(exc)}
-        except LookupError:
-            return {"type": "error", "status": 404, "session_id": str(session_id), "message": "no such session"}
-        except Exception as exc:  # Gone and database trouble are answered, not raised into the socket
-            status = getattr(exc, "status_code", 500)
-            if status == 500:
-                logger.exception("agent stream push failed")
-            return {"type": "error", "status": status, "session_id": str(session_id), "message": str(exc)}
+        except DomainError as exc:  # invalid lines, an unknown or ended session, Redis unavailable
+            return {"type": "error", "status": domain_status(exc), "session_id": str(session_id), **_problem(exc)}
+        except Exception:  # database trouble is answered, not raised into the socket
+            logger.exception("agent stream push failed")
+            return {"type": "error", "status": 500, "session_id": str(session_id), "message": "Internal server error"}
         return {"type": "ack", "session_id": str(session_id), **result}
 
     async def agent_stream_start(self, event):

@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts.services import audit_record
 from agents.models import Agent, AgentStatus
 from logfleet import shared_cache
-from logfleet.api.exceptions import Conflict, Gone, ServiceUnavailable
+from logfleet.errors import Conflict, Gone, Invalid, NotFound, Unavailable
 from streaming.models import OPEN_STATUSES, EndReason, SessionStatus, StreamSession
 
 logger = logging.getLogger("logfleet.streaming")
@@ -55,7 +55,7 @@ def _group_send(group: str, message: dict, *, required: bool = False) -> None:
     except Exception:
         logger.warning("could not send %s to %s", message.get("type"), group, exc_info=True)
         if required:
-            raise ServiceUnavailable("Live streaming is unavailable right now; retry shortly") from None
+            raise Unavailable("Live streaming is unavailable right now; retry shortly") from None
 
 
 def _require_channel_layer() -> None:
@@ -376,7 +376,7 @@ def _budget(session_id, lines: list[dict], encode) -> list[str]:
 def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> dict:
     """Accept validated lines for a session of this agent: filter, budget, count, fan out in order.
 
-    Raises NotFound-like LookupError for an unknown session or another agent's, Gone once it is over.
+    Raises NotFound for an unknown session or another agent's, Gone once it is over.
     """
     with transaction.atomic():
         session = (
@@ -385,7 +385,7 @@ def stream_push(*, session_id, agent_id, organization_id, lines: list[dict]) -> 
             .first()
         )
         if session is None:
-            raise LookupError("no such session for this agent")
+            raise NotFound("No such stream session for this agent")
         status = session.effective_status()
         if status in OPEN_STATUSES:
             result = _forward(session, lines)
@@ -433,19 +433,19 @@ def _forward(session: StreamSession, lines: list[dict]) -> dict:
 
 def clean_lines(raw) -> list[dict]:
     """Validate an agent's lines (≤ 1000); messages over 64 KiB are cut and flagged `truncated`, metadata
-    over its bounds (MAX_METADATA_*) cut and flagged `metadata_truncated`. Raises ValueError."""
+    over its bounds (MAX_METADATA_*) cut and flagged `metadata_truncated`. Raises Invalid (`logs`)."""
     if not isinstance(raw, list):
-        raise ValueError("logs must be a list")
+        raise Invalid(details={"logs": "logs must be a list"})
     if len(raw) > MAX_LINES_PER_PUSH:
-        raise ValueError(f"at most {MAX_LINES_PER_PUSH} lines per push")
+        raise Invalid(details={"logs": f"at most {MAX_LINES_PER_PUSH} lines per push"})
     lines = []
     for index, item in enumerate(raw):
         if not isinstance(item, dict) or not isinstance(item.get("message"), str):
-            raise ValueError(f"logs.{index}: each line needs a string message")
+            raise Invalid(details={"logs": f"logs.{index}: each line needs a string message"})
         message, truncated = _truncate(item["message"])
         metadata = item.get("metadata") or {}
         if not isinstance(metadata, dict):
-            raise ValueError(f"logs.{index}.metadata must be an object")
+            raise Invalid(details={"logs": f"logs.{index}.metadata must be an object"})
         metadata, metadata_cut = bound_metadata(metadata)
         line = {
             "timestamp": str(item.get("timestamp") or timezone.now().isoformat().replace("+00:00", "Z"))[:64],

@@ -17,7 +17,7 @@ from accounts.services.audit import audit_record
 from accounts.services.passwords import _duration, _password_link, _password_token_create
 from accounts.services.registration import email_taken
 from accounts.services.sessions import sessions_end_all
-from logfleet.api.exceptions import Conflict, ServiceUnavailable
+from logfleet.errors import Conflict, Unavailable
 
 logger = logging.getLogger("logfleet.accounts")
 
@@ -85,7 +85,7 @@ def member_invite(
         )
     except Exception:
         logger.exception("could not send the invitation email")
-        raise ServiceUnavailable("The invitation email could not be sent; try again later") from None
+        raise Unavailable("The invitation email could not be sent; try again later") from None
     audit_record(
         organization=organization,
         action="member.invited",

@@ -9,7 +9,6 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from accounts import tokens
 from accounts.models import (
@@ -21,13 +20,14 @@ from accounts.models import (
 from accounts.services.audit import audit_record
 from accounts.services.sessions import session_start
 from logfleet import mailer
+from logfleet.errors import Invalid
 
 
 def _validate_new_password(password: str, user: User, field: str) -> None:
     try:
         validate_password(password, user)
     except DjangoValidationError as exc:
-        raise ValidationError({field: exc.messages}) from None
+        raise Invalid(details={field: " ".join(exc.messages)}) from None
 
 
 @transaction.atomic
@@ -35,7 +35,7 @@ def password_change(
     *, user: User, current_password: str, new_password: str, ip_address: str | None
 ) -> tokens.TokenPair:
     if not user.check_password(current_password):
-        raise ValidationError({"current_password": "The current password is not correct"})
+        raise Invalid(details={"current_password": "The current password is not correct"})
     _validate_new_password(new_password, user, "new_password")
     user.set_password(new_password)
     user.save(update_fields=["password"])  # ends every session of the user (accounts.signals)
@@ -105,7 +105,7 @@ def password_token_email(*, token: str) -> str | None:
 
 @transaction.atomic
 def password_reset_confirm(*, token: str, new_password: str, ip_address: str | None) -> User:
-    invalid = ValidationError({"token": "The link is invalid, expired or already used"})
+    invalid = Invalid(details={"token": "The link is invalid, expired or already used"})
     now = timezone.now()
     record = (
         PasswordToken.objects.select_for_update(of=("self",))

@@ -17,7 +17,7 @@ from accounts.models import (
 )
 from accounts.services.audit import audit_record
 from accounts.services.sessions import session_end, session_start
-from logfleet.api.exceptions import Conflict, InvalidCredentials
+from logfleet.errors import Conflict, InvalidCredentials
 
 # Hashing a password against this when the email is unknown keeps both answers equally slow.
 _DUMMY_PASSWORD_HASH = make_password(secrets.token_urlsafe(16))

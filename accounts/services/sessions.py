@@ -4,7 +4,6 @@ reset, deactivation or reuse of a refresh token."""
 import uuid
 
 from django.utils import timezone
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 
 from accounts import tokens
@@ -14,7 +13,7 @@ from accounts.models import (
     UserStatus,
 )
 from logfleet import realtime
-from logfleet.api.exceptions import InvalidToken
+from logfleet.errors import Unauthenticated
 
 
 def session_start(*, user: User) -> tokens.TokenPair:
@@ -38,17 +37,17 @@ def session_authenticate(raw_token: str) -> tuple[User, AuthSession]:
     try:
         token, session_id = _decode_access(raw_token)
     except (TokenError, ValueError):
-        raise AuthenticationFailed("Invalid or expired token") from None
+        raise Unauthenticated("Invalid or expired token") from None
     session = (
         AuthSession.objects.select_related("user", "user__organization")
         .filter(id=session_id, ended_at__isnull=True)
         .first()
     )
     if session is None or str(session.user_id) != str(token.get("user_id")):
-        raise AuthenticationFailed("The session has ended; log in again")
+        raise Unauthenticated("The session has ended; log in again")
     user = session.user
     if not user.is_active or user.organization_id is None:
-        raise AuthenticationFailed("The account is not active")
+        raise Unauthenticated("The account is not active")
     return user, session
 
 
@@ -77,9 +76,9 @@ def session_standing(raw_token: str, *, organization_id=None) -> realtime.Standi
         return realtime.Standing(ended="The token is not valid")
     try:
         user, _session = session_authenticate(raw_token)
-    except AuthenticationFailed as exc:
+    except Unauthenticated as exc:
         end_reason = AuthSession.objects.filter(id=session_id).values_list("end_reason", flat=True).first()
-        return realtime.Standing(ended=SESSION_ENDED.get(end_reason) or str(exc.detail))
+        return realtime.Standing(ended=SESSION_ENDED.get(end_reason) or exc.message)
     if organization_id is not None and str(user.organization_id) != str(organization_id):
         return realtime.Standing(ended="The account no longer belongs to this organization")
     return realtime.Standing(expires_at=float(token["exp"]))
@@ -91,7 +90,7 @@ def session_refresh(*, refresh_token: str) -> tokens.TokenPair:
         token = tokens.decode_refresh(refresh_token)
         session_id = uuid.UUID(str(token.get("sid")))
     except (TokenError, ValueError):
-        raise InvalidToken("Invalid or expired refresh token") from None
+        raise Unauthenticated("Invalid or expired refresh token") from None
     pair = tokens.issue_pair(user_id=token.get("user_id"), session_id=session_id)
     # One conditional UPDATE: of two concurrent refreshes with the same token only one wins.
     rotated = AuthSession.objects.filter(
@@ -104,7 +103,7 @@ def session_refresh(*, refresh_token: str) -> tokens.TokenPair:
         # A genuine but already used refresh token: someone kept a copy. Treat it as theft (as
         # OAuth's refresh-token rotation does) and end the session for both holders.
         session_end(session=AuthSession(pk=session_id), reason="refresh_token_reused")
-        raise InvalidToken("Refresh token already used or session ended")
+        raise Unauthenticated("Refresh token already used or session ended")
     return pair
 
 

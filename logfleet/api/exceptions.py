@@ -1,8 +1,9 @@
 """One error shape for every status >= 400: {"error", "message", "details"}.
 
-Code raises (a DRF exception, a Django exception or one of the domain errors below);
-`exception_handler` renders. Plain Django views (404/500 handlers, middleware) use
-`error_response` so that nothing ever answers with HTML or a traceback.
+Code raises a domain error (`logfleet.errors`), a DRF exception (serializer validation,
+authentication) or a Django exception; `exception_handler` renders each in one place. Plain
+Django views (404/500 handlers, middleware) use `error_response` so that nothing ever answers
+with HTML or a traceback.
 """
 
 import logging
@@ -11,10 +12,12 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
+
+from logfleet import errors
 
 logger = logging.getLogger("logfleet.api")
 
@@ -51,87 +54,36 @@ DEFAULT_MESSAGES = {
 }
 
 
-class APIError(exceptions.APIException):
-    """A domain error: a status, an error code, a message and optional details."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    error = "validation_error"
-    default_detail = DEFAULT_MESSAGES[400]
-
-    def __init__(self, message: str | None = None, details: dict | None = None):
-        super().__init__(message or self.default_detail)
-        self.details = details or {}
-
-
-class InvalidCredentials(APIError):
-    status_code = 401
-    error = "authentication_failed"
-    default_detail = "Invalid email or password"
+# Each domain error's HTTP status; a subclass takes its nearest listed ancestor's.
+DOMAIN_STATUS: dict[type[errors.DomainError], int] = {
+    errors.Invalid: 400,
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Gone: 410,
+    errors.TooLarge: 413,
+    errors.RateLimited: 429,
+    errors.Unavailable: 503,
+    errors.DomainError: 400,
+}
 
 
-class InvalidToken(APIError):
-    """A token presented in a body (refresh) that is invalid, expired, used or of an ended session."""
-
-    status_code = 401
-    error = "not_authenticated"
-    default_detail = "Invalid or expired token"
+def domain_status(exc: errors.DomainError) -> int:
+    return next(DOMAIN_STATUS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_STATUS)
 
 
-class Conflict(APIError):
-    status_code = 409
-    error = "conflict"
-    default_detail = DEFAULT_MESSAGES[409]
-
-
-class VersionConflict(APIError):
-    status_code = 409
-    error = "version_conflict"
-    default_detail = "The resource was changed by someone else; reload it and retry with the current version"
-
-    def __init__(self, current_version: int):
-        super().__init__(details={"current_version": current_version})
-
-
-# The largest version a PositiveIntegerField column holds on every database (PostgreSQL's integer).
-MAX_VERSION = 2_147_483_647
-
-
-def version_check_room(version: int) -> None:
-    """409 when a change would take `version` past what its column holds (PostgreSQL refuses it,
-    SQLite would store it): such an object cannot change any more, and says so."""
-    if version >= MAX_VERSION:
-        raise Conflict(
-            "The version number has reached its maximum; this object cannot be changed again",
-            details={"version": f"at its maximum ({MAX_VERSION})"},
-        )
-
-
-class Gone(APIError):
-    status_code = 410
-    error = "gone"
-    default_detail = DEFAULT_MESSAGES[410]
-
-
-class PayloadTooLarge(APIError):
-    status_code = 413
-    error = "payload_too_large"
-    default_detail = DEFAULT_MESSAGES[413]
-
-
-class ServiceUnavailable(APIError):
-    status_code = 503
-    error = "service_unavailable"
-    default_detail = DEFAULT_MESSAGES[503]
-
-
-class RateLimited(APIError):
-    status_code = 429
-    error = "rate_limited"
-    default_detail = "Rate limit exceeded; retry after the window resets"
-
-    def __init__(self, retry_after: int):
-        super().__init__(details={"retry_after": retry_after})
-        self.wait = retry_after
+def domain_response(exc: errors.DomainError) -> Response:
+    """The envelope of a domain error, for views that answer without DRF's handler."""
+    status_code = domain_status(exc)
+    headers = {}
+    if isinstance(exc, errors.RateLimited):
+        headers["Retry-After"] = str(max(1, int(exc.retry_after)))
+    return Response(
+        error_body(status_code, error=exc.code, message=exc.message, details=exc.details),
+        status=status_code,
+        headers=headers,
+    )
 
 
 def flatten_errors(detail, prefix: str = "") -> dict[str, str]:
@@ -181,8 +133,8 @@ def _database_unavailable(exc: Exception) -> bool:
     return True
 
 
-def _translate(exc: Exception) -> exceptions.APIException | None:
-    if isinstance(exc, exceptions.APIException):
+def _translate(exc: Exception) -> exceptions.APIException | errors.DomainError | None:
+    if isinstance(exc, (exceptions.APIException, errors.DomainError)):
         return exc
     if isinstance(exc, Http404):
         return exceptions.NotFound()
@@ -193,7 +145,7 @@ def _translate(exc: Exception) -> exceptions.APIException | None:
     if _database_unavailable(exc):
         # The database went away (restart, failover) or is busy: a retryable 503, not a bug.
         logger.warning("database unavailable: %s", exc)
-        return ServiceUnavailable("The database is unavailable; retry shortly")
+        return errors.Unavailable("The database is unavailable; retry shortly")
     return None
 
 
@@ -210,6 +162,8 @@ def exception_handler(exc: Exception, context: dict):
         else:
             logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
         return Response(error_body(500), status=500)
+    if isinstance(api_exc, errors.DomainError):
+        return domain_response(api_exc)
 
     status_code = api_exc.status_code
     headers = {}
@@ -218,9 +172,7 @@ def exception_handler(exc: Exception, context: dict):
     if getattr(api_exc, "wait", None):
         headers["Retry-After"] = str(max(1, int(api_exc.wait)))
 
-    if isinstance(api_exc, APIError):
-        body = error_body(status_code, error=api_exc.error, message=str(api_exc.detail), details=api_exc.details)
-    elif isinstance(api_exc, exceptions.ParseError):
+    if isinstance(api_exc, exceptions.ParseError):
         body = error_body(400, error="parse_error", message=str(api_exc.detail))
     elif isinstance(api_exc, exceptions.ValidationError):
         body = error_body(400, details=flatten_errors(api_exc.detail))

@@ -1,7 +1,7 @@
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from logfleet.api.exceptions import MAX_VERSION
+from logfleet.errors import MAX_VERSION
 
 
 class UTCDateTimeField(serializers.DateTimeField):

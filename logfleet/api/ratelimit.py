@@ -28,7 +28,7 @@ from django.core.cache import caches
 from django_ratelimit.core import get_usage
 
 from logfleet.api.client import client_ip
-from logfleet.api.exceptions import RateLimited
+from logfleet.errors import RateLimited
 
 logger = logging.getLogger("logfleet.ratelimit")
 

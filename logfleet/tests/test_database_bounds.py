@@ -37,9 +37,9 @@ from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.models import APIKey
 from apikeys.tests.factories import make_key
-from logfleet.api.exceptions import MAX_VERSION
 from logfleet.api.parsers import SURROGATE_MESSAGE
 from logfleet.asgi import application
+from logfleet.errors import MAX_VERSION
 from logfleet.testing import assert_error
 from metrics.ingest import BIGINT_MAX
 from metrics.models import MetricBatch, MetricConfig, Rollup, Sample, Series

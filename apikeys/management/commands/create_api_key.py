@@ -7,7 +7,7 @@ from django.utils.dateparse import parse_datetime
 from apikeys import services
 from apikeys.keys import PERMISSIONS
 from apikeys.management.commands._common import key_data, organization_by_slug, print_json
-from logfleet.api.exceptions import APIError
+from logfleet.errors import DomainError, as_command_error
 
 
 class Command(BaseCommand):
@@ -54,8 +54,8 @@ class Command(BaseCommand):
                 expires_at=expires_at,
                 actor=services.Actor(),
             )
-        except APIError as exc:  # the organization's limit of active keys
-            raise CommandError(str(exc.detail)) from None
+        except DomainError as exc:  # the organization's limit of active keys
+            raise as_command_error(exc) from None
         if options["json"]:
             print_json(self, {"api_key": key_data(key), "raw_key": raw})
             return

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apikeys import services
 from apikeys.management.commands._common import key_by_id_or_prefix, key_data, print_json
 from apikeys.serializers import MAX_GRACE_SECONDS
-from logfleet.api.exceptions import APIError
+from logfleet.errors import DomainError, as_command_error
 
 
 class Command(BaseCommand):
@@ -29,8 +29,8 @@ class Command(BaseCommand):
         old = key_by_id_or_prefix(options["key"])
         try:
             new, raw = services.api_key_rotate(key=old, grace_seconds=grace, actor=services.Actor())
-        except APIError as exc:
-            raise CommandError(str(exc.detail)) from None
+        except DomainError as exc:
+            raise as_command_error(exc) from None
         old.refresh_from_db()
         if options["json"]:
             print_json(
