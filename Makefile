@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
 
-.PHONY: install run test lint format clean bench-tools
+.PHONY: install run test lint format clean bench-tools browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ format: install
 ## The load generator the benchmarks drive (wrk, from Debian's packages).
 bench-tools:
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+
+## The browser the dashboard's tests drive (Debian's Chromium; without it `make test` skips them).
+browser:
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 clean:
 	rm -rf $(VENV) staticfiles .test-db.sqlite3* .pytest_cache .ruff_cache

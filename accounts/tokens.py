@@ -11,6 +11,7 @@ class TokenPair:
     token: str
     refresh_token: str
     refresh_jti: str
+    session_id: str
 
     @property
     def expires_in(self) -> int:
@@ -24,7 +25,12 @@ def issue_pair(*, user_id, session_id) -> TokenPair:
     refresh = RefreshToken()
     refresh["user_id"] = str(user_id)
     refresh["sid"] = str(session_id)
-    return TokenPair(token=str(refresh.access_token), refresh_token=str(refresh), refresh_jti=refresh["jti"])
+    return TokenPair(
+        token=str(refresh.access_token),
+        refresh_token=str(refresh),
+        refresh_jti=refresh["jti"],
+        session_id=str(session_id),
+    )
 
 
 def decode_access(raw: str) -> AccessToken:

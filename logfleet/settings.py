@@ -220,6 +220,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "logfleet.pages.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "logfleet.urls"
@@ -237,6 +238,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "builtins": ["logfleet.templatetags.logfleet_tags"],
         },
     },
 ]
@@ -476,6 +478,12 @@ _HTTPS = PUBLIC_URL.startswith("https://")
 SESSION_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SECURE = _HTTPS
 CSRF_TRUSTED_ORIGINS = [PUBLIC_URL]
+# The dashboard's cookies (UI.md, Sessions): the session cookie is HttpOnly (Django's default), every
+# cookie SameSite=Lax and Secure under HTTPS. A browser stays signed in as long as a refresh token
+# would live; the LogFleet session behind it can end sooner (logout, password change, deactivation).
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = JWT_REFRESH_TTL
 CSRF_FAILURE_VIEW = "logfleet.views.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

@@ -118,3 +118,32 @@ def manage_py(*args: str, env: dict, input: str | None = None) -> subprocess.Com
         text=True,
         timeout=60,
     )
+
+
+# --- browser tests (UI.md) -------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def browser_required() -> bool:
+    """CI (`.ci/run`) installs Debian's Chromium and sets LOGFLEET_REQUIRE_BROWSER=1: there a missing
+    browser fails the suite instead of skipping the browser tests."""
+    import os
+
+    return os.environ.get("LOGFLEET_REQUIRE_BROWSER") == "1"
+
+
+def browser_session_cookie(user, url: str) -> dict:
+    """A Playwright cookie that signs a browser in as `user`: a LogFleet session started exactly as
+    the sign-in page starts one (accounts.browser), without a round of the rate-limited form."""
+    from django.conf import settings as django_settings
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from accounts import services
+    from accounts.browser import SESSION_KEY
+
+    pair = services.session_start(user=user)
+    store = SessionStore()
+    store[SESSION_KEY] = pair.session_id
+    store.create()
+    return {"name": django_settings.SESSION_COOKIE_NAME, "value": store.session_key, "url": url, "httpOnly": True}

@@ -25,6 +25,8 @@ urlpatterns = [
     path("readyz", views.ReadyView.as_view(), name="readyz"),
     path("admin", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    # The dashboard (UI.md): each app's pages.
+    path("", include("accounts.page_urls")),
     # Anything else is a JSON 404 in the error envelope, also with DEBUG=true.
     re_path(r"^(?!admin/|static/).*$", views.not_found),
 ]

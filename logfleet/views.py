@@ -5,6 +5,7 @@ import logging
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.db import connection
+from django.http import HttpResponse
 from django.http.request import split_domain_port
 from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.csrf import csrf_exempt
@@ -15,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from logfleet.api.exceptions import error_response
+from logfleet.pages import error_page, wants_html
 
 logger = logging.getLogger("logfleet.ops")
 
@@ -80,13 +82,19 @@ class ReadyView(APIView):
 
 @csrf_exempt  # an unknown URL is a 404 for every method (not a CSRF refusal)
 def not_found(request, exception=None, **kwargs):
+    """The JSON envelope, or for a browser (Accept: text/html) a plain page with a link home."""
+    if wants_html(request):
+        return error_page(request, 404)
     return error_response(404, message=f"No such endpoint: {request.path}" if exception is None else None)
 
 
 def csrf_failure(request, reason=""):
-    """The API authenticates with tokens and keys, not cookies; only the admin's forms use CSRF."""
+    """The API authenticates with tokens and keys, not cookies; the admin's and the dashboard's
+    forms carry Django's CSRF token."""
     if request.path.startswith("/admin/"):
         return django_csrf_failure(request, reason)
+    if wants_html(request) or not request.path.startswith("/api/"):  # a dashboard form
+        return error_page(request, 403, "The form had expired. Go back, reload the page and try again.")
     return error_response(403, message="CSRF verification failed")
 
 
@@ -120,8 +128,16 @@ class ProbesMiddleware:
 
 
 def permission_denied(request, exception=None):
+    if wants_html(request):
+        return error_page(request, 403)
     return error_response(403)
 
 
 def server_error(request):
+    if wants_html(request):
+        # A bare page: the error may have come from the templates themselves.
+        return HttpResponse(
+            "<!doctype html><title>Server error</title><h1>Something went wrong</h1><p><a href='/'>Overview</a></p>",
+            status=500,
+        )
     return error_response(500)

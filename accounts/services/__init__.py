@@ -14,18 +14,21 @@ from accounts.services.passwords import (
     password_reset_confirm,
     password_reset_request,
     password_token_email,
+    password_token_purpose,
 )
 from accounts.services.registration import (
     email_taken,
     organization_register,
     user_login,
     user_logout,
+    user_logout_everywhere,
     user_update_profile,
 )
 from accounts.services.sessions import (
     SESSION_ENDED,
     session_authenticate,
     session_end,
+    session_open,
     session_refresh,
     session_standing,
     session_start,
@@ -46,13 +49,16 @@ __all__ = [
     "password_reset_confirm",
     "password_reset_request",
     "password_token_email",
+    "password_token_purpose",
     "session_authenticate",
     "session_end",
+    "session_open",
     "session_refresh",
     "session_standing",
     "session_start",
     "sessions_end_all",
     "user_login",
     "user_logout",
+    "user_logout_everywhere",
     "user_update_profile",
 ]

@@ -103,6 +103,17 @@ def password_token_email(*, token: str) -> str | None:
     return PasswordToken.objects.filter(token_hash=_hash_token(token)).values_list("user__email", flat=True).first()
 
 
+def password_token_purpose(*, token: str) -> str | None:
+    """What an unused, unexpired password token is for (reset or invite); None otherwise."""
+    if not token:
+        return None
+    return (
+        PasswordToken.objects.filter(token_hash=_hash_token(token), used_at__isnull=True, expires_at__gt=timezone.now())
+        .values_list("purpose", flat=True)
+        .first()
+    )
+
+
 @transaction.atomic
 def password_reset_confirm(*, token: str, new_password: str, ip_address: str | None) -> User:
     invalid = Invalid(details={"token": "The link is invalid, expired or already used"})

@@ -16,7 +16,7 @@ from accounts.models import (
     User,
 )
 from accounts.services.audit import audit_record
-from accounts.services.sessions import session_end, session_start
+from accounts.services.sessions import session_end, session_start, sessions_end_all
 from logfleet.errors import Conflict, InvalidCredentials
 
 # Hashing a password against this when the email is unknown keeps both answers equally slow.
@@ -125,6 +125,21 @@ def user_logout(*, user: User, session: AuthSession, ip_address: str | None) -> 
         target_type="user",
         target_id=user.pk,
     )
+
+
+def user_logout_everywhere(*, user: User, ip_address: str | None) -> int:
+    """End every session of the user (every browser, every API client); how many were open."""
+    ended = sessions_end_all(user=user, reason="logout")
+    audit_record(
+        organization=user.organization,
+        action="auth.logout",
+        actor=user,
+        ip_address=ip_address,
+        target_type="user",
+        target_id=user.pk,
+        metadata={"everywhere": True, "sessions": ended},
+    )
+    return ended
 
 
 def user_update_profile(*, user: User, name: str) -> User:

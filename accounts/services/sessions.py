@@ -38,12 +38,22 @@ def session_authenticate(raw_token: str) -> tuple[User, AuthSession]:
         token, session_id = _decode_access(raw_token)
     except (TokenError, ValueError):
         raise Unauthenticated("Invalid or expired token") from None
+    return session_open(session_id, user_id=token.get("user_id"))
+
+
+def session_open(session_id, *, user_id=None) -> tuple[User, AuthSession]:
+    """The user and session of an open session whose user is active: a token's (the API's, the
+    sockets') or a signed-in browser's (accounts.browser). One query."""
+    try:
+        session_id = uuid.UUID(str(session_id))
+    except ValueError:
+        raise Unauthenticated("The session has ended; log in again") from None
     session = (
         AuthSession.objects.select_related("user", "user__organization")
         .filter(id=session_id, ended_at__isnull=True)
         .first()
     )
-    if session is None or str(session.user_id) != str(token.get("user_id")):
+    if session is None or (user_id is not None and str(session.user_id) != str(user_id)):
         raise Unauthenticated("The session has ended; log in again")
     user = session.user
     if not user.is_active or user.organization_id is None:
