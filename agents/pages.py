@@ -269,7 +269,7 @@ def agent_config(request: HttpRequest, agent_id) -> HttpResponse:
             conflict = {"version": current["version"], "text": _config_text(current["config"])}
             form.errors["__all__"] = (
                 f"Not saved: someone saved version {current['version']} while you were editing version {version}, "
-                "and nothing was overwritten. Your text is kept below, beside the current configuration; "
+                "and nothing was overwritten. Your text is kept here, with the current configuration to compare; "
                 f"saving it again replaces version {current['version']}."
             )
             form.data["version"] = current["version"]

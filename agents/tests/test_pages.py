@@ -243,10 +243,11 @@ def agent(org):
                 "error": "EACCES",
             },
         ],
-        config_report_hash="f" * 64,
         config_report_state="failed",
         config_errors=[{"config_id": "cfg-1", "metric": "http_requests_total", "message": "bad pattern"}],
     )
+    agent.config_report_hash = agent.config_hash  # it failed to apply what it should run
+    agent.save(update_fields=["config_report_hash"])
     return beat(agent, ago=5)
 
 
@@ -261,6 +262,7 @@ def test_the_agent_page_shows_its_host_metrics_sources_config_and_the_metrics_pa
     assert "cpu_percent" in page and ">12.5<" in page and ">40.12<" in page and ">86,400<" in page
     assert "/var/log/nginx/access.log" in page and ">permission_denied<" in page and "EACCES" in page
     assert '<span class="label">env:prod</span>' in page
+    assert '<span class="status failed">failed</span>' in page
     assert "Apply errors" in page and "bad pattern" in page and "http_requests_total" in page
     assert "&quot;heartbeat_interval_seconds&quot;: 30" in page and "Version</dt><dd>1 " in page
     assert (
