@@ -79,6 +79,18 @@ def other_org(db):
 
 
 @pytest.fixture
+def operator_client(db):
+    """The Django admin's browser session of a superuser (an operator, in no organization)."""
+    from django.test import Client
+
+    from accounts.models import User
+
+    client = Client()
+    client.force_login(User.objects.create_superuser("ops@example.com", "Operator-passw0rd"))
+    return client
+
+
+@pytest.fixture
 def other_admin_client(other_org):
     return client_for(UserFactory(organization=other_org, role=Role.ADMIN))
 

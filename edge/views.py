@@ -5,7 +5,6 @@ import uuid
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from agents import config as agent_config
@@ -30,6 +29,7 @@ from edge.serializers import (
 from logfleet import shared_cache
 from logfleet.api.client import client_ip
 from logfleet.api.views import BaseAPIView, validated_body
+from logfleet.errors import Invalid, NotFound
 from metrics import configs as metric_configs
 from metrics import ingest
 from metrics.serializers import MetricConfigSerializer
@@ -222,7 +222,7 @@ class CompatSyncConfigView(EdgeView):
         errors: dict = {}
         agent_id = heartbeat_body.parse_uuid(request.query_params.get("agent_id"), "agent_id", errors)
         if errors:
-            raise ValidationError(errors)
+            raise Invalid(details=errors)
         return _sync(request, _agent_of_key(request, agent_id))
 
 
@@ -239,7 +239,7 @@ class MetricsPushView(EdgeView):
         agent = _agent_of_key(request, agent_id)
         data = request.data
         if not isinstance(data, dict):
-            raise ValidationError({"non_field_errors": "the body must be a JSON object"})
+            raise Invalid(details={"non_field_errors": "the body must be a JSON object"})
         samples, batch_id = data.get("samples"), data.get("batch_id")
         errors = {}
         if not isinstance(samples, list):
@@ -249,7 +249,7 @@ class MetricsPushView(EdgeView):
         if batch_id is not None and (not isinstance(batch_id, str) or not 1 <= len(batch_id) <= 128):
             errors["batch_id"] = "must be a string of 1 to 128 characters"
         if errors:
-            raise ValidationError(errors)
+            raise Invalid(details=errors)
         result = ingest.ingest(agent=agent, batch_id=batch_id, samples=samples)
         return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
 
@@ -271,11 +271,11 @@ class StreamPushView(EdgeView):
         agent = _agent_of_key(request, agent_id)
         data = request.data
         if not isinstance(data, dict):
-            raise ValidationError({"non_field_errors": "the body must be a JSON object"})
+            raise Invalid(details={"non_field_errors": "the body must be a JSON object"})
         errors: dict = {}
         session_id = heartbeat_body.parse_uuid(data.get("session_id"), "session_id", errors)
         if errors:
-            raise ValidationError(errors)
+            raise Invalid(details=errors)
         lines = stream_services.clean_lines(data.get("logs"))
         result = stream_services.stream_push(
             session_id=session_id, agent_id=agent.pk, organization_id=agent.organization_id, lines=lines
