@@ -13,7 +13,6 @@ from django.db import transaction
 
 from accounts.models import Organization, Role, User
 from apikeys import services as key_services
-from metrics import engine
 from metrics import services as metric_services
 from metrics.examples import nginx_example
 from metrics.models import MetricConfig
@@ -68,10 +67,7 @@ class Command(BaseCommand):
             user.save(update_fields=["password"])
         example = nginx_example()
         if not MetricConfig.objects.filter(organization=organization, name=example["name"]).exists():
-            normalized, _rules = engine.compile_rules(example["metrics"])
-            metric_services.metric_config_create(
-                organization=organization, actor=user, **{**example, "metrics": normalized}
-            )
+            metric_services.metric_config_create(organization=organization, actor=user, **example)
         # A new key each run; the earlier ones are left alone, so an agent already running goes on.
         _key, raw = key_services.api_key_create(
             organization=organization,
