@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from accounts.services import audit_record, organization_quota_check
 from agents.services import agents_refresh_config_hash
-from logfleet.errors import Conflict, Invalid, VersionConflict, version_check_room
+from logfleet.errors import Conflict, Invalid, NotFound, VersionConflict, version_check_room
 from metrics import configs, engine
 from metrics.models import MetricConfig
 
@@ -77,7 +77,9 @@ def metric_config_update(
     Rules in `changes` are checked first: invalid ones are refused whatever the version."""
     if "metrics" in changes:
         changes["metrics"], _rules = metric_rules_compile(metrics=changes["metrics"])
-    locked = MetricConfig.objects.select_for_update().get(pk=config.pk)
+    locked = MetricConfig.objects.select_for_update().filter(pk=config.pk).first()
+    if locked is None:  # deleted since the caller read it
+        raise NotFound()
     if locked.version != version:
         raise VersionConflict(current_version=locked.version)
     version_check_room(version)
