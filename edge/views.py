@@ -240,17 +240,7 @@ class MetricsPushView(EdgeView):
         data = request.data
         if not isinstance(data, dict):
             raise Invalid(details={"non_field_errors": "the body must be a JSON object"})
-        samples, batch_id = data.get("samples"), data.get("batch_id")
-        errors = {}
-        if not isinstance(samples, list):
-            errors["samples"] = "must be a list of samples"
-        elif len(samples) > ingest.MAX_SAMPLES:
-            errors["samples"] = f"at most {ingest.MAX_SAMPLES} samples per batch"
-        if batch_id is not None and (not isinstance(batch_id, str) or not 1 <= len(batch_id) <= 128):
-            errors["batch_id"] = "must be a string of 1 to 128 characters"
-        if errors:
-            raise Invalid(details=errors)
-        result = ingest.ingest(agent=agent, batch_id=batch_id, samples=samples)
+        result = ingest.ingest(agent=agent, batch_id=data.get("batch_id"), samples=data.get("samples"))
         return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
 
 

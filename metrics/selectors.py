@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, F, Max, Min, Q, Sum, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
+from logfleet.errors import Invalid
 from metrics.models import MetricConfig, Rollup, Sample, Series
 
 SAMPLE_AGGS = ("sum", "avg", "min", "max", "count", "rate")
@@ -70,18 +71,15 @@ def quantile(q: float, buckets: dict[str, float]) -> float | None:
     return lower_bound
 
 
-class UnsupportedAggregation(ValueError):
-    pass
-
-
 def run_query(query: Query) -> dict:
+    """Invalid (on `agg`) when the metric's type does not support the aggregation asked for."""
     series = series_queryset(
         organization_id=query.organization_id, name=query.name, agent_id=query.agent_id, labels=query.labels
     )
     kind = series.values_list("type", flat=True).first()
     allowed = HISTOGRAM_AGGS if kind == "histogram" else SAMPLE_AGGS
     if kind is not None and query.agg not in allowed:
-        raise UnsupportedAggregation(f"a {kind} supports {', '.join(allowed)}")
+        raise Invalid(details={"agg": f"a {kind} supports {', '.join(allowed)}"})
 
     grouped: dict[tuple, list] = defaultdict(list)
     if kind == "histogram" and query.agg in QUANTILES:

@@ -222,10 +222,7 @@ class MetricQueryView(MetricsReadView):
             agent_id=params.get("agent_id"),
             labels=params.get("label", ()),
         )
-        try:
-            return Response(selectors.run_query(query))
-        except selectors.UnsupportedAggregation as exc:
-            raise ValidationError({"agg": str(exc)}) from None
+        return Response(selectors.run_query(query))
 
 
 class ExportPermission(BasePermission):

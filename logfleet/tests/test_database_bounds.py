@@ -999,6 +999,15 @@ ADMIN_DATA = {
         "name": obj.name if obj else "new-agent",
         "description": obj.description if obj else "",
     },
+    MetricConfig: lambda w, obj: {
+        "organization": w.org.pk,
+        "name": "new-config",
+        "description": "",
+        "log_source": "*",
+        "enabled": "on",
+        "agent_selector": "{}",
+        "metrics": json.dumps([RULE]),
+    },
 }
 
 
@@ -1014,7 +1023,7 @@ def bounded_fields(form_class) -> dict:
 def value_of_length(field, length: int, tag: str) -> str:
     if isinstance(field, forms.EmailField):
         return email(length, tag)
-    if isinstance(field, forms.SlugField):
+    if isinstance(field, (forms.SlugField, forms.RegexField)):  # a log source: [a-z0-9_-]
         return (tag + "s" * length)[:length]
     return (tag + text(length))[:length]
 
@@ -1077,6 +1086,9 @@ def test_admin_forms_refuse_values_past_their_bounds_and_save_values_at_them(wor
             "Agent.description (add)",
             "Agent.name",
             "Agent.description",
+            "MetricConfig.name (add)",
+            "MetricConfig.description (add)",
+            "MetricConfig.log_source (add)",
         ]
     )
 

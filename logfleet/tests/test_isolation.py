@@ -22,7 +22,6 @@ from apikeys.keys import PERMISSIONS
 from apikeys.tests.factories import make_key
 from conftest import client_for
 from logfleet.asgi import application
-from metrics import engine
 from metrics import services as metric_services
 from metrics.examples import nginx_example
 from streaming.models import StreamSession
@@ -115,11 +114,7 @@ def test_every_api_route_is_covered_by_the_walk():
 def victim(org, admin_user):
     agent = AgentFactory(organization=org)
     Agent.objects.filter(pk=agent.pk).update(last_heartbeat_at=timezone.now(), reported_status="online")
-    example = nginx_example()
-    normalized, _ = engine.compile_rules(example["metrics"])
-    config = metric_services.metric_config_create(
-        organization=org, actor=admin_user, **{**example, "metrics": normalized}
-    )
+    config = metric_services.metric_config_create(organization=org, actor=admin_user, **nginx_example())
     now = timezone.now()
     session = StreamSession.objects.create(
         organization=org,

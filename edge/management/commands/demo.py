@@ -14,7 +14,6 @@ from django.db import transaction
 from accounts.models import Organization, Role, User
 from apikeys import services as key_services
 from logfleet.errors import DomainError, as_command_error
-from metrics import engine
 from metrics import services as metric_services
 from metrics.examples import nginx_example
 from metrics.models import MetricConfig
@@ -89,10 +88,7 @@ class Command(BaseCommand):
         alone, so an agent already running goes on); the new key's raw value."""
         example = nginx_example()
         if not MetricConfig.objects.filter(organization=organization, name=example["name"]).exists():
-            normalized, _rules = engine.compile_rules(example["metrics"])
-            metric_services.metric_config_create(
-                organization=organization, actor=user, **{**example, "metrics": normalized}
-            )
+            metric_services.metric_config_create(organization=organization, actor=user, **example)
         _key, raw = key_services.api_key_create(
             organization=organization,
             name=KEY_NAME,
