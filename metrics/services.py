@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.services import audit_record, organization_quota_check
+from agents.labels import clean_labels
 from agents.services import agents_refresh_config_hash
 from logfleet.errors import Conflict, Invalid, NotFound, VersionConflict, version_check_room
 from metrics import configs, engine
@@ -44,10 +45,20 @@ def metric_config_quota_check(*, organization) -> None:
     )
 
 
+def _selector_check(selector) -> dict:
+    """An agent selector has the shape of agent labels, and their one rule (agents.labels)."""
+    try:
+        return clean_labels(selector or {})
+    except Invalid as exc:
+        raise exc.under("agent_selector") from None
+
+
 @transaction.atomic
 def metric_config_create(*, organization, actor, metrics, ip_address: str | None = None, **data) -> MetricConfig:
     """`metrics` is checked and stored normalized (labels as an object, every field present)."""
     metrics, _rules = metric_rules_compile(metrics=metrics)
+    if "agent_selector" in data:
+        data["agent_selector"] = _selector_check(data["agent_selector"])
     metric_config_quota_check(organization=organization)
     config = MetricConfig(organization=organization, created_by=actor, metrics=metrics, **data)
     config.hash = _hash(config)
@@ -77,6 +88,8 @@ def metric_config_update(
     Rules in `changes` are checked first: invalid ones are refused whatever the version."""
     if "metrics" in changes:
         changes["metrics"], _rules = metric_rules_compile(metrics=changes["metrics"])
+    if "agent_selector" in changes:
+        changes["agent_selector"] = _selector_check(changes["agent_selector"])
     locked = MetricConfig.objects.select_for_update().filter(pk=config.pk).first()
     if locked is None:  # deleted since the caller read it
         raise NotFound()
