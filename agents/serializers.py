@@ -2,9 +2,9 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from agents import config as agent_config
-from agents.labels import LABEL_KEY_RE, MAX_LABELS, clean_labels
+from agents.labels import LABEL_KEY_RE, clean_labels
 from agents.models import SOURCE_STATES, Agent, AgentStatus, ConfigStatus
-from logfleet.api.fields import RuleField, VersionField
+from logfleet.api.fields import LabelFiltersField, RuleField, VersionField
 
 
 class LabelsField(RuleField):
@@ -138,13 +138,4 @@ class AgentFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=AgentStatus.choices, required=False)
     search = serializers.CharField(required=False, max_length=128)
     ordering = serializers.ChoiceField(choices=ORDERINGS, required=False, default="name")
-    label = serializers.ListField(child=serializers.CharField(max_length=400), required=False, max_length=MAX_LABELS)
-
-    def validate_label(self, values):
-        pairs = []
-        for value in values:
-            key, sep, label = value.partition(":")
-            if not sep or not LABEL_KEY_RE.match(key):
-                raise serializers.ValidationError("each label filter must be key:value")
-            pairs.append((key, label))
-        return pairs
+    label = LabelFiltersField(key_re=LABEL_KEY_RE)

@@ -1,6 +1,7 @@
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from logfleet import labels
 from logfleet.errors import MAX_VERSION, Invalid
 
 
@@ -55,3 +56,20 @@ class RuleField(serializers.JSONField):
             # "non_field_errors" is how the envelope names the value itself (logfleet.api.exceptions).
             nested = {path or "non_field_errors": problem for path, problem in details.items()}
             raise serializers.ValidationError(nested) from None
+
+
+class LabelFiltersField(serializers.ListField):
+    """`?label=key:value`, repeatable, as ((key, value), ...) (logfleet.labels: one parser for every app)."""
+
+    def __init__(self, *, key_re, **kwargs):
+        kwargs.setdefault("child", serializers.CharField(max_length=labels.MAX_FILTER_LENGTH))
+        kwargs.setdefault("max_length", labels.MAX_FILTERS)
+        kwargs.setdefault("required", False)
+        self.key_re = key_re
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return labels.parse_label_filters(super().to_internal_value(data), key_re=self.key_re)
+        except Invalid:
+            raise serializers.ValidationError(labels.FILTER_MESSAGE) from None
