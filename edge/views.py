@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from agents import config as agent_config
 from agents import heartbeats
+from agents import selectors as agent_selectors
 from agents import services as agent_services
 from agents.models import Agent
 from agents.serializers import AgentSerializer
@@ -113,7 +114,7 @@ class RegisterView(EdgeView):
             actor_email="",
             **data,
         )
-        body = AgentSerializer(Agent.objects.with_status().get(pk=agent.pk)).data
+        body = AgentSerializer(agent_selectors.agent_get(organization_id=agent.organization_id, agent_id=agent.pk)).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
