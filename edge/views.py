@@ -34,6 +34,7 @@ from logfleet.errors import Invalid, NotFound
 from metrics import configs as metric_configs
 from metrics import ingest
 from metrics.serializers import MetricConfigSerializer
+from streaming import selectors as stream_selectors
 from streaming import services as stream_services
 
 AGENT_NOT_FOUND = "No such agent in the organization of this API key"
@@ -71,7 +72,7 @@ class EdgeView(BaseAPIView):
         records = [record]
         agent_id = self.url_agent_id(request, kwargs)
         if agent_id is not None:
-            records += [heartbeats.identity_key(agent_id), stream_services.instructions_key(agent_id)]
+            records += [heartbeats.identity_key(agent_id), stream_selectors.instructions_key(agent_id)]
         with shared_cache.prefetched(*records):
             return super().dispatch(request, *args, **kwargs)
 
@@ -136,7 +137,7 @@ def _acknowledge(request, agent_id: uuid.UUID, fields: dict) -> Response:
             "status": "acknowledged",
             "server_time": timezone.now().isoformat().replace("+00:00", "Z"),
             "config_hash": config_hash,
-            "streams": stream_services.agent_instructions(agent_id),
+            "streams": stream_selectors.agent_instructions(agent_id),
         }
     )
 
