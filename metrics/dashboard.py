@@ -5,10 +5,9 @@ Apps above this one (streaming) register their section at start-up; this app nev
 
 from collections.abc import Callable
 
-from django.utils import timezone
-
 from agents import selectors as agent_selectors
-from apikeys.models import APIKey, APIKeyStatus
+from apikeys import selectors as apikey_selectors
+from apikeys.models import APIKeyStatus
 from logfleet import clock
 from metrics.models import Sample, Series
 
@@ -31,9 +30,7 @@ def summary(*, organization_id) -> dict:
             "samples_last_hour": Sample.objects.filter(series__in=series.values("id"), ts__gte=hour_ago_ms).count(),
         },
         "api_keys": {
-            "active": APIKey.objects.filter(organization_id=organization_id)
-            .with_status(APIKeyStatus.ACTIVE, now=timezone.now())
-            .count()
+            "active": apikey_selectors.api_key_list(organization_id=organization_id, status=APIKeyStatus.ACTIVE).count()
         },
     }
     for name, section in _sections.items():

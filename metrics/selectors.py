@@ -27,6 +27,23 @@ def series_queryset(*, organization_id, name: str | None = None, agent_id=None, 
     return queryset
 
 
+def series_list(*, organization_id, name: str | None = None, agent_id=None, labels=()):
+    """The series the filters match, by name, agent and id."""
+    return series_queryset(organization_id=organization_id, name=name, agent_id=agent_id, labels=labels).order_by(
+        "name", "agent_id", "id"
+    )
+
+
+def metric_config_list(*, organization_id, enabled: bool | None = None, log_source: str | None = None):
+    """The organization's metric configs, by name: only the enabled (or disabled) ones, of one log source."""
+    queryset = MetricConfig.objects.filter(organization_id=organization_id).order_by("name", "id")
+    if enabled is not None:
+        queryset = queryset.filter(enabled=enabled)
+    if log_source is not None:
+        queryset = queryset.filter(log_source=log_source)
+    return queryset
+
+
 @dataclass(frozen=True)
 class Query:
     organization_id: object
