@@ -1,10 +1,11 @@
 import pytest
 from django.core.cache import cache, caches
+from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import Role
-from accounts.tests.factories import OrganizationFactory, UserFactory
+from accounts.tests.factories import OperatorFactory, OrganizationFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
@@ -81,12 +82,9 @@ def other_org(db):
 @pytest.fixture
 def operator_client(db):
     """The Django admin's browser session of a superuser (an operator, in no organization)."""
-    from django.test import Client
-
-    from accounts.models import User
-
     client = Client()
-    client.force_login(User.objects.create_superuser("ops@example.com", "Operator-passw0rd"))
+    client.user = OperatorFactory()
+    client.force_login(client.user)
     return client
 
 

@@ -1,13 +1,13 @@
 import json
 
 import pytest
-from django.test import Client
 
-from accounts.models import AuditEvent, User
+from accounts.models import AuditEvent
 from agents.tests.factories import AgentFactory
 from logfleet.testing import assert_error
 from metrics import services
-from metrics.models import MetricConfig, Series
+from metrics.models import MetricConfig
+from metrics.tests.factories import MetricConfigFactory, SeriesFactory
 from metrics.tests.helpers import nginx_example
 
 pytestmark = pytest.mark.django_db
@@ -15,27 +15,13 @@ pytestmark = pytest.mark.django_db
 CONFIGS = "/api/v1/metric-configs"
 
 
-@pytest.fixture
-def operator_client():
-    client = Client()
-    client.force_login(User.objects.create_superuser("ops@example.com", "Operator-passw0rd"))
-    return client
-
-
 def test_the_admin_tells_series_apart_by_labels_and_shows_rules_readably(operator_client, org):
     agent = AgentFactory(organization=org)
     for method in ("GET", "POST"):
-        Series.objects.create(
-            organization=org,
-            agent=agent,
-            name="http_requests_total",
-            type="counter",
-            labels={"method": method},
-            labels_hash=method,
-        )
+        SeriesFactory(agent=agent, name="http_requests_total", labels={"method": method})
     listing = operator_client.get("/admin/metrics/series/").content.decode()
     assert "method=GET" in listing and "method=POST" in listing
-    config = MetricConfig.objects.create(
+    config = MetricConfigFactory(
         organization=org, name="nginx", metrics=[{"name": "a", "type": "counter", "pattern": "x"}]
     )
     page = operator_client.get(f"/admin/metrics/metricconfig/{config.pk}/change/").content.decode()

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import make_key
 from logfleet.testing import assert_error
+from metrics.tests.factories import MetricConfigFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -245,10 +246,14 @@ def test_dashboard_summary(push, two_agents, viewer_client, edge_client, org):
 
 
 def test_every_exported_family_has_help_from_its_rule_or_a_default(push, agent, viewer_client, org):
-    from metrics.models import MetricConfig
-
-    rule = {"name": "queue_depth", "type": "gauge", "description": "Jobs waiting\\nin the queue", "pattern": "q"}
-    MetricConfig.objects.create(organization=org, name="jobs", metrics=[rule])
+    rule = {
+        "name": "queue_depth",
+        "type": "gauge",
+        "description": "Jobs waiting\\nin the queue",
+        "pattern": "q=(\\d+)",
+        "value_capture": "$1",
+    }
+    MetricConfigFactory(organization=org, name="jobs", metrics=[rule])
     now = time.time()
     push(agent, [sample("queue_depth", "gauge", now - 60, 4.0), sample("req", "counter", now - 60, 1)])
     text = viewer_client.get("/api/v1/metrics/export").content.decode()
