@@ -1,5 +1,5 @@
-"""Reads of agents: the list (status, labels, search, order), one agent and its configuration as
-shown; every agent with its derived status.
+"""Reads of agents: the list (status, labels, search, order), one agent, its configuration as
+shown, and the status counts of the dashboard summary; every agent with its derived status.
 
 Plain keyword arguments in, querysets or plain data out: the API's views and the dashboard's
 pages call the same ones.
@@ -8,15 +8,13 @@ pages call the same ones.
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 
 from agents import config as agent_config
-from agents.models import Agent
+from agents.models import Agent, AgentStatus
 from logfleet.errors import NotFound
-
-# (key, value) pairs, all of which an agent's labels must hold.
-LabelFilters = tuple[tuple[str, str], ...]
+from logfleet.labels import LabelFilters
 
 # Every order ends with the id, so that pages never repeat or skip an agent.
 ORDERINGS = {
@@ -77,3 +75,11 @@ def agent_config_get(*, agent: Agent) -> dict:
         "config": config,
         "updated_at": agent.config_updated_at,
     }
+
+
+def agent_status_counts(*, organization_id) -> dict[str, int]:
+    """{"total", "online", "offline", "error"} of the organization's agents, by derived status."""
+    return agents_with_status(organization_id=organization_id).aggregate(
+        total=Count("id"),
+        **{status: Count("id", filter=Q(status=status)) for status in AgentStatus.values},
+    )

@@ -5,11 +5,9 @@ Apps above this one (streaming) register their section at start-up; this app nev
 
 from collections.abc import Callable
 
-from django.db.models import Count, Q
-from django.utils import timezone
-
-from agents.models import Agent
-from apikeys.models import APIKey, APIKeyStatus
+from agents import selectors as agent_selectors
+from apikeys import selectors as apikey_selectors
+from apikeys.models import APIKeyStatus
 from logfleet import clock
 from metrics.models import Sample, Series
 
@@ -21,20 +19,10 @@ def register_section(name: str, section: Callable[[object], dict]) -> None:
 
 
 def summary(*, organization_id) -> dict:
-    agents = (
-        Agent.objects.filter(organization_id=organization_id)
-        .with_status()
-        .aggregate(
-            total=Count("id"),
-            online=Count("id", filter=Q(status="online")),
-            offline=Count("id", filter=Q(status="offline")),
-            error=Count("id", filter=Q(status="error")),
-        )
-    )
     series = Series.objects.filter(organization_id=organization_id)
     hour_ago_ms = int((clock.unix() - 3600) * 1000)
     body = {
-        "agents": agents,
+        "agents": agent_selectors.agent_status_counts(organization_id=organization_id),
         # The streaming app registers the real count; without it there can be no sessions.
         "streams": {"active": 0},
         "metrics": {
@@ -42,9 +30,7 @@ def summary(*, organization_id) -> dict:
             "samples_last_hour": Sample.objects.filter(series__in=series.values("id"), ts__gte=hour_ago_ms).count(),
         },
         "api_keys": {
-            "active": APIKey.objects.filter(organization_id=organization_id)
-            .with_status(APIKeyStatus.ACTIVE, now=timezone.now())
-            .count()
+            "active": apikey_selectors.api_key_list(organization_id=organization_id, status=APIKeyStatus.ACTIVE).count()
         },
     }
     for name, section in _sections.items():

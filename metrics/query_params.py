@@ -6,6 +6,7 @@ from datetime import datetime
 from rest_framework import serializers
 
 from logfleet import clock
+from logfleet.api.fields import LabelFiltersField
 from metrics import selectors
 
 MAX_RANGE_SECONDS = 31 * 86400
@@ -42,23 +43,10 @@ class TimeField(serializers.Field):
         return seconds
 
 
-class LabelFiltersField(serializers.ListField):
-    child = serializers.CharField(max_length=400)
-
-    def to_internal_value(self, data):
-        pairs = []
-        for value in super().to_internal_value(data):
-            key, sep, label = value.partition(":")
-            if not sep or not LABEL_KEY_RE.match(key):
-                raise serializers.ValidationError("each label filter must be key:value")
-            pairs.append((key, label))
-        return tuple(pairs)
-
-
 class SeriesFilterSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=200)
     agent_id = serializers.UUIDField(required=False)
-    label = LabelFiltersField(required=False, max_length=32)
+    label = LabelFiltersField(key_re=LABEL_KEY_RE)
 
 
 class QueryParamsSerializer(SeriesFilterSerializer):
