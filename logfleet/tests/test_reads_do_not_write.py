@@ -14,10 +14,12 @@ from datetime import timedelta
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import URLResolver, get_resolver
 from django.utils import timezone
@@ -31,6 +33,7 @@ from apikeys.keys import PERMISSIONS
 from apikeys.models import APIKey
 from apikeys.tests.factories import make_key
 from conftest import client_for
+from logfleet.testing import browser_session_cookie
 from metrics.tests.factories import RULE
 from streaming.models import EndReason, SessionStatus, StreamSession
 from streaming.tests.factories import StreamSessionFactory
@@ -111,6 +114,20 @@ GETS = {
     "readyz": ["/readyz"],
     "admin": ["/admin"],
     "^(?!admin/|static/).*$": ["/nope", "/api/v1/nope"],
+}
+# The dashboard's pages (UI.md), walked by a signed-in browser of each role and an anonymous one.
+PAGE_GETS = {
+    "login": ["/login", "/login?next=/agents"],
+    "logout": ["/logout"],
+    "register": ["/register"],
+    "forgot-password": ["/forgot-password"],
+    "reset-password": ["/reset-password", "/reset-password?token=nope"],
+    "account": ["/account"],
+    "agents": ["/agents", "/agents?status=online&label=env:prod&ordering=-name&page=2"],
+    "agents/<uuid:agent_id>": ["/agents/{agent}", "/agents/{offline_agent}"],
+    "agents/<uuid:agent_id>/config": ["/agents/{agent}/config"],
+    "agents/<uuid:agent_id>/labels": ["/agents/{agent}/labels"],
+    "agents/<uuid:agent_id>/delete": ["/agents/{agent}/delete"],
 }
 # One document whoever asks, and a second to generate: walked once.
 SAME_FOR_EVERYONE = ("api/v1/schema", "api/v1/docs")
@@ -276,7 +293,7 @@ def world(org, admin_client, member_client, viewer_client, operator_client, sett
 
 
 def test_every_route_is_walked(world):
-    walked = set(GETS) | set(admin_gets(world.objects))
+    walked = set(GETS) | set(PAGE_GETS) | set(admin_gets(world.objects))
     missing = {route for route, _callback in routes()} - walked
     assert not missing, f"add these routes to GETS: {sorted(missing)}"
 
@@ -313,6 +330,23 @@ def test_no_get_of_the_admin_writes_anything(world):
     paths = [world.fill(path) for gets in admin_gets(world.objects).values() for path in gets]
     assert walk(world.operator, paths, "operator") >= 60
     walk(APIClient(), paths, "anonymous")
+
+
+def browser_client(user) -> Client:
+    """A browser signed in as `user` (a LogFleet session in Django's session, as /login makes)."""
+    client = Client(HTTP_ACCEPT="text/html")
+    client.cookies[settings.SESSION_COOKIE_NAME] = browser_session_cookie(user, "http://testserver")["value"]
+    return client
+
+
+def test_no_page_get_writes_anything_whoever_asks(world):
+    paths = [world.fill(path) for gets in PAGE_GETS.values() for path in gets]
+    answered = {
+        role: walk(browser_client(world.clients[role].user), paths, f"{role} browser")
+        for role in ("admin", "member", "viewer")
+    }
+    walk(Client(HTTP_ACCEPT="text/html"), paths, "anonymous browser")
+    assert answered["viewer"] >= 8, answered
 
 
 def test_reads_show_over_sessions_as_over_without_writing_them_down(world):
