@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import AuditEvent, Organization, Role, User, UserStatus
+from logfleet.api.fields import UTCDateTimeField
 
 # Bounds the work of hashing (Argon2) whatever a client sends.
 PASSWORD_MAX_LENGTH = 256
@@ -120,6 +121,12 @@ class MemberInviteSerializer(serializers.Serializer):
 class MemberUpdateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices, required=False)
     status = serializers.ChoiceField(choices=[UserStatus.ACTIVE, UserStatus.DEACTIVATED], required=False)
+
+
+class AuditEventFilterSerializer(serializers.Serializer):
+    action = serializers.CharField(required=False, max_length=64)
+    actor = serializers.UUIDField(required=False)
+    since = UTCDateTimeField(required=False)
 
 
 class AuditActorSerializer(serializers.Serializer):
