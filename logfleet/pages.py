@@ -128,3 +128,51 @@ def submit(
             form.errors.setdefault("__all__", exc.message)
         form.status = domain_status(exc)
         return None, form
+
+
+PAGE_SIZE = 50  # rows of a dashboard table
+
+
+@dataclass
+class Paged:
+    """One page of a table: its rows, and where it sits among the others (pages count from 1)."""
+
+    items: list
+    total: int
+    number: int
+    size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def previous(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.number + 1 if self.number < self.pages else None
+
+    @property
+    def first_row(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.items else 0
+
+    @property
+    def last_row(self) -> int:
+        return (self.number - 1) * self.size + len(self.items)
+
+
+def paginate(request: HttpRequest, queryset, *, size: int = PAGE_SIZE) -> Paged:
+    """The page `?page=` of an ordered queryset (a selector's, with its documented order): two
+    queries, a count and the page's rows. A person follows links, so a page number that is not one
+    is the first page and one past the end the last, never an error."""
+    total = queryset.count()
+    pages = max(1, -(-total // size))
+    try:
+        number = min(max(1, int(request.GET.get("page", 1))), pages)
+    except (TypeError, ValueError):
+        number = 1
+    offset = (number - 1) * size
+    items = list(queryset[offset : offset + size]) if total else []
+    return Paged(items=items, total=total, number=number, size=size)

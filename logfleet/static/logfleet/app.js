@@ -28,4 +28,10 @@
     var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
     if (message && !window.confirm(message)) { event.preventDefault(); }
   }, true);
+  // A form answered 400 or 409 comes back with its messages beside the fields: swap it in like a
+  // success (htmx swaps no 4xx answer by default).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if (status === 400 || status === 409) { event.detail.shouldSwap = true; event.detail.isError = false; }
+  });
 })();
