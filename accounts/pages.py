@@ -255,6 +255,7 @@ def _members(request, *, invite: Form | None = None, refused: dict | None = None
         "invite": invite or Form(data={"role": Role.MEMBER}),
         "refused": refused,
         "roles": Role.values,
+        "row_actions": ("deactivate", "activate", "remove"),
     }
     return render(request, "accounts/members.html", context, status=status)
 

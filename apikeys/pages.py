@@ -33,7 +33,7 @@ PERMISSIONS = [(permission, _WHAT.get(permission, "")) for permission in keys.PE
 EDGE_PERMISSIONS = [permission for permission in keys.PERMISSIONS if permission.startswith("edge:")]  # an agent's
 
 # How long a rotated key keeps working (the API takes 0 to 604800 seconds; a day by default).
-GRACE_CHOICES = ((0, "grace: none"), (3600, "grace: 1 hour"), (86400, "grace: 1 day"), (604800, "grace: 7 days"))
+GRACE_CHOICES = ((0, "no time: it stops at once"), (3600, "1 hour"), (86400, "1 day"), (604800, "7 days"))
 
 
 @never_cache

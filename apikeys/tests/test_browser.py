@@ -25,7 +25,8 @@ def key_row(page, name: str, status: str):
 
 def test_create_a_key_see_it_once_rotate_it_and_revoke_the_old_one(page_as):
     page = page_as(admin())
-    page.on("dialog", lambda dialog: dialog.accept())
+    answers = []  # what the person answers each confirmation with, in turn (then yes)
+    page.on("dialog", lambda dialog: dialog.accept() if not answers or answers.pop(0) else dialog.dismiss())
     page.goto("/keys")
     expect(page.get_by_role("table", name="API keys")).to_contain_text("No API keys yet")
     page.get_by_role("button", name="Create key").click()
@@ -38,13 +39,16 @@ def test_create_a_key_see_it_once_rotate_it_and_revoke_the_old_one(page_as):
     raw = first.text_content()
     expect(key_row(page, "store fleet", "active")).to_have_count(1)
 
-    row = key_row(page, "store fleet", "active")
-    row.get_by_label("Grace period for store fleet").select_option(label="grace: 1 hour")
-    row.get_by_role("button", name="Rotate").click()
+    page.get_by_label("When a key is rotated, the old one keeps working for").select_option(label="1 hour")
+    key_row(page, "store fleet", "active").get_by_role("button", name="Rotate").click()
     expect(page.get_by_text("keeps working until")).to_be_visible()
     expect(page.get_by_label("New API key")).not_to_have_text(raw)
     expect(key_row(page, "store fleet", "rotating")).to_have_count(1)
 
+    answers.append(False)  # "Revoke …?" — no: nothing happens
+    key_row(page, "store fleet", "rotating").get_by_role("button", name="Revoke").click()
+    page.wait_for_timeout(300)
+    expect(key_row(page, "store fleet", "rotating")).to_have_count(1)
     key_row(page, "store fleet", "rotating").get_by_role("button", name="Revoke").click()
     expect(page.get_by_role("status")).to_contain_text("is revoked")
     expect(key_row(page, "store fleet", "revoked")).to_have_count(1)
