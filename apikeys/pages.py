@@ -29,7 +29,7 @@ _WHAT = {
     "edge:stream": "push live log lines",
     "metrics:read": "Prometheus export",
 }
-PERMISSIONS = [(permission, _WHAT.get(permission, "")) for permission in keys.PERMISSIONS]
+PERMISSION_CHOICES = [(permission, _WHAT.get(permission, "")) for permission in keys.PERMISSIONS]
 EDGE_PERMISSIONS = [permission for permission in keys.PERMISSIONS if permission.startswith("edge:")]  # an agent's
 
 # How long a rotated key keeps working (the API takes 0 to 604800 seconds; a day by default).
@@ -118,7 +118,7 @@ def _render(request, *, create: Form | None = None, created: dict | None = None,
         "create": create or Form(data={"permissions": EDGE_PERMISSIONS}),
         "created": created,
         "refused": refused,
-        "permissions": PERMISSIONS,
+        "permissions": PERMISSION_CHOICES,
         "grace_choices": GRACE_CHOICES,
         "default_grace": services.DEFAULT_GRACE_SECONDS,
     }
