@@ -27,10 +27,11 @@ from accounts.serializers import (
     RegisterSerializer,
     ResetPasswordSerializer,
 )
+from logfleet import errors
 from logfleet.api import ratelimit
 from logfleet.api.client import client_ip
 from logfleet.api.exceptions import flatten_errors
-from logfleet.pages import Form, error_page, form_data, paginate, submit
+from logfleet.pages import Form, error_page, form_data, page_number, paginate, submit
 
 
 def _limited(request, *, account: str | None = None):
@@ -250,8 +251,12 @@ def _member(request):
 
 
 def _members(request, *, invite: Form | None = None, refused: dict | None = None, status: int = 200):
+    try:
+        number = page_number(request.GET.get("page"))
+    except errors.Invalid:
+        return error_page(request, 400, "A page number is a whole number from 1.")
     context = {
-        "members": paginate(request, selectors.member_list(organization_id=request.user.organization_id)),
+        "members": paginate(selectors.member_list(organization_id=request.user.organization_id), number),
         "invite": invite or Form(data={"role": Role.MEMBER}),
         "refused": refused,
         "roles": Role.values,
@@ -266,6 +271,10 @@ def audit(request):
     given = {name: request.GET[name].strip() for name in ("action", "actor") if request.GET.get(name, "").strip()}
     filters = AuditPageFilterSerializer(data=given)
     form = Form(data=given)
+    try:
+        number = page_number(request.GET.get("page"))
+    except errors.Invalid:
+        return error_page(request, 400, "A page number is a whole number from 1.")
     if filters.is_valid():
         events = selectors.audit_event_list(organization_id=request.user.organization_id, **filters.validated_data)
     else:
@@ -273,7 +282,7 @@ def audit(request):
         form.status = 400
         events = AuditEvent.objects.none()
     context = {
-        "events": paginate(request, events),
+        "events": paginate(events, number),
         "filters": form,
         "actions": AUDIT_ACTIONS,
         "emails": selectors.member_list(organization_id=request.user.organization_id).values_list("email", flat=True),

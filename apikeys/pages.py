@@ -18,8 +18,9 @@ from accounts.browser import page
 from accounts.models import Role
 from apikeys import keys, selectors, services
 from apikeys.serializers import APIKeyCreateSerializer, APIKeyRotateSerializer
+from logfleet import errors
 from logfleet.api.client import client_ip
-from logfleet.pages import Form, error_page, form_data, is_htmx, paginate, submit
+from logfleet.pages import Form, error_page, form_data, is_htmx, page_number, paginate, submit
 
 # What each permission lets a key do, beside its checkbox.
 _WHAT = {
@@ -113,8 +114,12 @@ def _revoke(request, key):
 
 
 def _render(request, *, create: Form | None = None, created: dict | None = None, refused: str = "", status=200):
+    try:
+        number = page_number(request.GET.get("page"))
+    except errors.Invalid:
+        return error_page(request, 400, "A page number is a whole number from 1.")
     context = {
-        "keys": paginate(request, selectors.api_key_list(organization_id=request.user.organization_id)),
+        "keys": paginate(selectors.api_key_list(organization_id=request.user.organization_id), number),
         "create": create or Form(data={"permissions": EDGE_PERMISSIONS}),
         "created": created,
         "refused": refused,

@@ -130,12 +130,13 @@ def submit(
         return None, form
 
 
-PAGE_SIZE = 50  # rows of a dashboard table
+# Every table of the dashboard shows this many rows a page (UI.md: paginated on the server).
+PAGE_SIZE = 50
 
 
 @dataclass
 class Paged:
-    """One page of a table: its rows, and where it sits among the others (pages count from 1)."""
+    """One page of an ordered list, as the API pages its lists: from 1, a page past the end empty."""
 
     items: list
     total: int
@@ -147,32 +148,38 @@ class Paged:
         return max(1, -(-self.total // self.size))
 
     @property
+    def first_index(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.items else 0
+
+    @property
+    def last_index(self) -> int:
+        return (self.number - 1) * self.size + len(self.items)
+
+    @property
     def previous(self) -> int | None:
-        return self.number - 1 if self.number > 1 else None
+        return min(self.number - 1, self.pages) if self.number > 1 else None
 
     @property
     def next(self) -> int | None:
         return self.number + 1 if self.number < self.pages else None
 
-    @property
-    def first_row(self) -> int:
-        return (self.number - 1) * self.size + 1 if self.items else 0
 
-    @property
-    def last_row(self) -> int:
-        return (self.number - 1) * self.size + len(self.items)
-
-
-def paginate(request: HttpRequest, queryset, *, size: int = PAGE_SIZE) -> Paged:
-    """The page `?page=` of an ordered queryset (a selector's, with its documented order): two
-    queries, a count and the page's rows. A person follows links, so a page number that is not one
-    is the first page and one past the end the last, never an error."""
-    total = queryset.count()
-    pages = max(1, -(-total // size))
+def page_number(raw: str | None) -> int:
+    """A `page` query parameter: 1 when absent; Invalid (naming `page`) unless a whole number ≥ 1."""
+    if raw in (None, ""):
+        return 1
     try:
-        number = min(max(1, int(request.GET.get("page", 1))), pages)
-    except (TypeError, ValueError):
-        number = 1
+        number = int(raw)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise errors.Invalid(details={"page": "must be an integer of at least 1"})
+    return number
+
+
+def paginate(queryset, number: int, size: int = PAGE_SIZE) -> Paged:
+    """Page `number` of an ordered queryset: one COUNT and one LIMIT/OFFSET query."""
+    total = queryset.count()
     offset = (number - 1) * size
-    items = list(queryset[offset : offset + size]) if total else []
+    items = list(queryset[offset : offset + size]) if offset < total else []
     return Paged(items=items, total=total, number=number, size=size)

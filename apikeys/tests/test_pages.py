@@ -226,4 +226,5 @@ def test_the_list_is_paginated_newest_first_in_a_bounded_number_of_queries(
     assert "1\N{EN DASH}50 of 61 keys" in first and 'href="?page=2"' in first
     second = admin_browser.get("/keys?page=2").content.decode()
     assert len(re.findall(r"<td>(key-\d\d)</td>", second)) == 11 and "51\N{EN DASH}61 of 61 keys" in second
-    assert admin_browser.get("/keys?page=x").status_code == 200
+    assert "Nothing on this page" in admin_browser.get("/keys?page=9").content.decode()
+    assert admin_browser.get("/keys?page=x").status_code == 400
