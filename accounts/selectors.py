@@ -1,8 +1,7 @@
-"""Reads of accounts: an organization's members and its audit log, in their documented orders.
+"""Reads of the accounts app that the API and the dashboard share: one function each, so a list is
+scoped, filtered and ordered the same way wherever it is shown."""
 
-Plain keyword arguments in, querysets out: the API's views and the dashboard's pages call the same ones.
-"""
-
+import uuid
 from datetime import datetime
 
 from django.db.models import QuerySet
@@ -11,19 +10,29 @@ from accounts.models import AuditEvent, User
 
 
 def member_list(*, organization_id) -> QuerySet[User]:
-    """The organization's people, oldest first."""
+    """An organization's people, oldest first (ties broken by id)."""
     return User.objects.filter(organization_id=organization_id).order_by("created_at", "id")
 
 
 def audit_event_list(
-    *, organization_id, action: str | None = None, actor_id=None, since: datetime | None = None
+    *,
+    organization_id,
+    action: str | None = None,
+    actor: uuid.UUID | str | None = None,
+    since: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
-    """The organization's audit events, newest first: of one exact action, by one actor, at or after `since`."""
-    queryset = AuditEvent.objects.filter(organization_id=organization_id).order_by("-created_at", "-id")
+    """An organization's audit events, newest first (ties broken by id).
+
+    `actor` is an actor's id (a user's, or an API key's: what the API's filter takes) or an email
+    (what a person knows the others by); an event keeps both as they were, also after the user
+    is deleted."""
+    events = AuditEvent.objects.filter(organization_id=organization_id)
     if action:
-        queryset = queryset.filter(action=action)
-    if actor_id is not None:
-        queryset = queryset.filter(actor_id=actor_id)
+        events = events.filter(action=action)
+    if isinstance(actor, uuid.UUID):
+        events = events.filter(actor_id=actor)
+    elif actor:
+        events = events.filter(actor_email=actor.lower())
     if since is not None:
-        queryset = queryset.filter(created_at__gte=since)
-    return queryset
+        events = events.filter(created_at__gte=since)
+    return events.order_by("-created_at", "-id")

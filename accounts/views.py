@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from accounts import selectors, services
 from accounts.models import AuditEvent, User
 from accounts.serializers import (
+    AuditEventFilterSerializer,
     AuditEventSerializer,
     ChangePasswordSerializer,
     ForgotPasswordSerializer,
@@ -25,7 +26,6 @@ from accounts.serializers import (
 )
 from logfleet.api import ratelimit
 from logfleet.api.client import client_ip
-from logfleet.api.fields import UTCDateTimeField
 from logfleet.api.permissions import AdminOnly, AdminWrites, IsOrganizationUser
 from logfleet.api.views import (
     BaseAPIView,
@@ -221,12 +221,6 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class AuditEventFilterSerializer(serializers.Serializer):
-    action = serializers.CharField(required=False, max_length=64)
-    actor = serializers.UUIDField(required=False)
-    since = UTCDateTimeField(required=False)
-
-
 @extend_schema_view(
     list=extend_schema(
         tags=["audit"],
@@ -247,9 +241,4 @@ class AuditEventViewSet(mixins.ListModelMixin, BaseGenericViewSet):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no caller
             return AuditEvent.objects.none()
         filters = validated_query(AuditEventFilterSerializer, self.request)
-        return selectors.audit_event_list(
-            organization_id=caller_organization_id(self.request),
-            action=filters.get("action"),
-            actor_id=filters.get("actor"),
-            since=filters.get("since"),
-        )
+        return selectors.audit_event_list(organization_id=caller_organization_id(self.request), **filters)

@@ -1,18 +1,18 @@
-"""Reads of API keys: an organization's keys, newest first, by status as of now.
+"""Reads of API keys that the API and the dashboard share."""
 
-Plain keyword arguments in, querysets out: the API's views and the dashboard's pages call the same ones.
-"""
-
-from datetime import datetime
-
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from apikeys.models import APIKey
 
 
-def api_key_list(*, organization_id, status: str | None = None, now: datetime | None = None) -> QuerySet[APIKey]:
-    """The organization's keys, newest first; only those `status` (active, expired, revoked) as of `now`."""
-    queryset = APIKey.objects.filter(organization_id=organization_id).order_by("-created_at", "-id")
+def api_key_list(*, organization_id, status: str | None = None) -> QuerySet[APIKey]:
+    """An organization's keys, newest first (ties broken by id), of one status when given.
+
+    Each key carries `rotated`: a newer key replaces it (while it is still active, it works only
+    until its grace period ends)."""
+    keys = APIKey.objects.filter(organization_id=organization_id)
     if status:
-        queryset = queryset.with_status(status, now)
-    return queryset
+        keys = keys.with_status(status)
+    return keys.annotate(rotated=Exists(APIKey.objects.filter(replaces_id=OuterRef("pk")))).order_by(
+        "-created_at", "-id"
+    )

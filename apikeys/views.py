@@ -37,9 +37,7 @@ class APIKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
         if getattr(self, "swagger_fake_view", False):  # schema generation has no caller
             return APIKey.objects.none()
         filters = validated_query(APIKeyFilterSerializer, self.request) if self.action == "list" else {}
-        return selectors.api_key_list(
-            organization_id=caller_organization_id(self.request), status=filters.get("status")
-        )
+        return selectors.api_key_list(organization_id=caller_organization_id(self.request), **filters)
 
     def _actor(self):
         return services.Actor(user=self.request.user, ip_address=client_ip(self.request))
