@@ -14,7 +14,6 @@ from datetime import timedelta
 
 import pytest
 from django.apps import apps
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
@@ -33,7 +32,7 @@ from apikeys.keys import PERMISSIONS
 from apikeys.models import APIKey
 from apikeys.tests.factories import make_key
 from conftest import client_for
-from logfleet.testing import browser_session_cookie
+from logfleet.testing import browser_client
 from metrics.tests.factories import RULE
 from streaming.models import EndReason, SessionStatus, StreamSession
 from streaming.tests.factories import StreamSessionFactory
@@ -128,6 +127,9 @@ PAGE_GETS = {
     "agents/<uuid:agent_id>/config": ["/agents/{agent}/config"],
     "agents/<uuid:agent_id>/labels": ["/agents/{agent}/labels"],
     "agents/<uuid:agent_id>/delete": ["/agents/{agent}/delete"],
+    "keys": ["/keys", "/keys?status=revoked&page=2"],
+    "members": ["/members"],
+    "audit": ["/audit", "/audit?action=auth.login&actor=someone@example.com"],
 }
 # One document whoever asks, and a second to generate: walked once.
 SAME_FOR_EVERYONE = ("api/v1/schema", "api/v1/docs")
@@ -330,13 +332,6 @@ def test_no_get_of_the_admin_writes_anything(world):
     paths = [world.fill(path) for gets in admin_gets(world.objects).values() for path in gets]
     assert walk(world.operator, paths, "operator") >= 60
     walk(APIClient(), paths, "anonymous")
-
-
-def browser_client(user) -> Client:
-    """A browser signed in as `user` (a LogFleet session in Django's session, as /login makes)."""
-    client = Client(HTTP_ACCEPT="text/html")
-    client.cookies[settings.SESSION_COOKIE_NAME] = browser_session_cookie(user, "http://testserver")["value"]
-    return client
 
 
 def test_no_page_get_writes_anything_whoever_asks(world):
