@@ -6,6 +6,7 @@ selectors as its API views.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import ceil
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
@@ -128,3 +129,52 @@ def submit(
             form.errors.setdefault("__all__", exc.message)
         form.status = domain_status(exc)
         return None, form
+
+
+PAGE_SIZE = 50
+
+
+@dataclass
+class Page:
+    """One page of a table: its rows and where it is among the others (logfleet/pager.html)."""
+
+    items: list
+    total: int
+    number: int
+    size: int
+
+    @property
+    def count(self) -> int:
+        return max(1, ceil(self.total / self.size))
+
+    @property
+    def previous(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.number + 1 if self.number < self.count else None
+
+    @property
+    def first_row(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.items else 0
+
+    @property
+    def last_row(self) -> int:
+        return self.first_row + len(self.items) - 1 if self.items else 0
+
+
+def paginate(request: HttpRequest, queryset, *, size: int = PAGE_SIZE) -> Page:
+    """The `?page=` (from 1) of an ordered queryset, by the API's rules: a page past the end is
+    empty; one that is not an integer of at least 1 raises Invalid."""
+    raw = request.GET.get("page") or "1"
+    try:
+        number = int(raw)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise errors.Invalid(details={"page": "must be an integer of at least 1"})
+    total = queryset.count()
+    offset = (number - 1) * size
+    items = list(queryset[offset : offset + size]) if offset < total else []
+    return Page(items=items, total=total, number=number, size=size)
