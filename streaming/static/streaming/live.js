@@ -111,6 +111,7 @@
     li.title = stamp;
     li.append(span("lvl", frame.level || "-"), span("meta", " " + (frame.source || "-") + " " + timeOfDay(stamp) + " "),
       span("msg", frame.message));
+    if (frame.truncated) { li.append(span("meta", " [cut at 64 KiB]")); }
     return li;
   }
 
