@@ -6,7 +6,6 @@ selectors as its API views.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from math import ceil
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
@@ -131,12 +130,13 @@ def submit(
         return None, form
 
 
+# Every table of the dashboard shows this many rows a page (UI.md: paginated on the server).
 PAGE_SIZE = 50
 
 
 @dataclass
-class Page:
-    """One page of a table: its rows and where it is among the others (logfleet/pager.html)."""
+class Paged:
+    """One page of an ordered list, as the API pages its lists: from 1, a page past the end empty."""
 
     items: list
     total: int
@@ -144,37 +144,42 @@ class Page:
     size: int
 
     @property
-    def count(self) -> int:
-        return max(1, ceil(self.total / self.size))
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
 
     @property
-    def previous(self) -> int | None:
-        return self.number - 1 if self.number > 1 else None
-
-    @property
-    def next(self) -> int | None:
-        return self.number + 1 if self.number < self.count else None
-
-    @property
-    def first_row(self) -> int:
+    def first_index(self) -> int:
         return (self.number - 1) * self.size + 1 if self.items else 0
 
     @property
-    def last_row(self) -> int:
-        return self.first_row + len(self.items) - 1 if self.items else 0
+    def last_index(self) -> int:
+        return (self.number - 1) * self.size + len(self.items)
+
+    @property
+    def previous(self) -> int | None:
+        return min(self.number - 1, self.pages) if self.number > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.number + 1 if self.number < self.pages else None
 
 
-def paginate(request: HttpRequest, queryset, *, size: int = PAGE_SIZE) -> Page:
-    """The `?page=` (from 1) of an ordered queryset, by the API's rules: a page past the end is
-    empty; one that is not an integer of at least 1 raises Invalid."""
-    raw = request.GET.get("page") or "1"
+def page_number(raw: str | None) -> int:
+    """A `page` query parameter: 1 when absent; Invalid (naming `page`) unless a whole number ≥ 1."""
+    if raw in (None, ""):
+        return 1
     try:
         number = int(raw)
     except ValueError:
         number = 0
     if number < 1:
         raise errors.Invalid(details={"page": "must be an integer of at least 1"})
+    return number
+
+
+def paginate(queryset, number: int, size: int = PAGE_SIZE) -> Paged:
+    """Page `number` of an ordered queryset: one COUNT and one LIMIT/OFFSET query."""
     total = queryset.count()
     offset = (number - 1) * size
     items = list(queryset[offset : offset + size]) if offset < total else []
-    return Page(items=items, total=total, number=number, size=size)
+    return Paged(items=items, total=total, number=number, size=size)

@@ -19,7 +19,7 @@ from accounts.models import Role
 from agents.models import Agent
 from logfleet import errors
 from logfleet.api.client import client_ip
-from logfleet.pages import Form, error_page, is_htmx, paginate, submit
+from logfleet.pages import Form, error_page, is_htmx, page_number, paginate, submit
 from streaming import services
 from streaming.models import OPEN_STATUSES, SessionStatus, StreamSession
 from streaming.serializers import SessionFilterSerializer, StreamStartSerializer
@@ -74,7 +74,7 @@ def sessions(request):
         queryset = queryset.none()
     now = timezone.now()
     try:
-        rows = paginate(request, queryset.select_related("agent", "created_by"))
+        rows = paginate(queryset.select_related("agent", "created_by"), page_number(request.GET.get("page")))
     except errors.Invalid as exc:
         return error_page(request, 400, f"page {exc.details['page']}")
     context = {

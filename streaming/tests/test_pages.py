@@ -106,10 +106,13 @@ def test_a_viewer_may_not_start_one_and_nothing_is_created(viewer_user, online_a
 
 def test_an_offline_agent_is_refused_with_a_message_on_the_agent_page(member_user, org):
     agent = AgentFactory(organization=org)  # never sent a heartbeat
-    r = browser(member_user).post("/live", {"agent_id": str(agent.pk)})
+    client = browser(member_user)
+    r = client.post("/live", {"agent_id": str(agent.pk)})
     assert (r.status_code, r["Location"]) == (302, f"/agents/{agent.pk}")
-    assert flashed(r) == ["The live tail did not start. The agent is offline; it cannot stream until it is back"]
+    said = "The live tail did not start. The agent is offline; it cannot stream until it is back"
+    assert flashed(r) == [said]
     assert not StreamSession.objects.exists()
+    assert said in client.get(r["Location"]).content.decode()  # shown on the agent page
 
 
 def test_too_many_open_sessions_are_refused_with_a_message(member_user, online_agent, settings):
@@ -191,7 +194,8 @@ def test_the_sessions_table_filters_pages_and_refuses_bad_values(member_user, on
     first = client.get("/live").content.decode()
     assert "1&ndash;50 of 56 sessions" in first and "Page 1 of 2" in first and 'href="?page=2"' in first
     assert "51&ndash;56 of 56 sessions" in client.get("/live?page=2").content.decode()
-    assert client.get("/live?page=9").status_code == 200
+    past = client.get("/live?page=9")
+    assert past.status_code == 200 and "No sessions on this page; 56 in all" in past.content.decode()
     only_open = client.get("/live?status=pending").content.decode()
     assert f"/live/{live.pk}" in only_open and "1&ndash;1 of 1 sessions" in only_open
     other_agent = AgentFactory(organization=online_agent.organization)
