@@ -128,3 +128,41 @@ def submit(
             form.errors.setdefault("__all__", exc.message)
         form.status = domain_status(exc)
         return None, form
+
+
+PAGE_SIZE = 50
+
+
+@dataclass
+class Page:
+    """One page of a server-paginated table (numbered from 1, like the API's envelope)."""
+
+    items: list
+    number: int
+    size: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def previous(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.number + 1 if self.number * self.size < self.total else None
+
+
+def paginate(request: HttpRequest, queryset, *, size: int = PAGE_SIZE) -> Page:
+    """The `?page=` of an ordered queryset, as the API's pagination cuts it (a page past the end
+    is empty); a page number that is not one shows the first page rather than an error."""
+    try:
+        number = max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        number = 1
+    total = queryset.count()
+    offset = (number - 1) * size
+    items = list(queryset[offset : offset + size]) if offset < total else []
+    return Page(items=items, number=number, size=size, total=total)
