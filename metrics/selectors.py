@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, F, Max, Min, Q, Sum, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
+from agents.models import Agent
 from metrics.models import MetricConfig, Rollup, Sample, Series
 
 SAMPLE_AGGS = ("sum", "avg", "min", "max", "count", "rate")
@@ -231,6 +232,35 @@ def names(*, organization_id):
         .annotate(series=Count("id"), last_sample_at=Max("last_sample_at"))
         .order_by("name", "type")
     )
+
+
+def label_keys(*, organization_id, name: str, scan: int = 1000) -> list[str]:
+    """The label names the series of metric `name` have (of the first `scan` series), sorted."""
+    keys: set[str] = set()
+    rows = Series.objects.filter(organization_id=organization_id, name=name).values_list("labels", flat=True)
+    for labels in rows.order_by("id")[:scan]:
+        keys.update(labels or {})
+    return sorted(keys)
+
+
+def agents_with_metric(*, organization_id, name: str, limit: int = 500):
+    """(id, name) of the agents that have series of metric `name`, by name."""
+    return list(
+        Agent.objects.filter(
+            organization_id=organization_id,
+            pk__in=Series.objects.filter(organization_id=organization_id, name=name).values("agent_id"),
+        )
+        .order_by("name", "id")
+        .values_list("id", "name")[:limit]
+    )
+
+
+def agent_metric_names(*, agent, limit: int):
+    """The metric names (and types) of one agent, by name: at most `limit`, and how many there are."""
+    names = Series.objects.filter(agent=agent).values("name", "type").distinct().order_by("name", "type")
+    found = list(names[:limit])
+    total = len(found) if len(found) < limit else names.count()
+    return found, total
 
 
 # --- Prometheus text exposition ------------------------------------------------------------
