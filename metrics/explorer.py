@@ -6,6 +6,7 @@ A page adds only what a person needs and an API client does not: preset ranges, 
 for the range, a default aggregation per metric type, and p50/p90/p99 together for a histogram.
 """
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,13 +102,20 @@ class Chart:
         }
 
     @property
+    def data_json(self) -> str:
+        """`data` for the figure's data-series attribute: htmx drops <script> elements, even
+        json_script's, from what it swaps in (allowScriptTags is off)."""
+        return json.dumps(self.data, separators=(",", ":"))
+
+    @property
     def empty(self) -> bool:
         return not any(line["points"] for line in self.lines)
 
 
-def _line_label(prefix: str, labels: dict) -> str:
+def _line_label(agg: str, labels: dict, *, several_aggs: bool) -> str:
+    """A line's legend: its group's labels (and its quantile), or the aggregation of all series."""
     words = " ".join(f"{key}={value}" for key, value in labels.items())
-    return " ".join(part for part in (prefix, words) if part) or "all series"
+    return " ".join(part for part in (agg if several_aggs else "", words) if part) or agg
 
 
 def chart(*, organization_id, params: dict, kind: str | None) -> Chart:
@@ -138,9 +146,9 @@ def chart(*, organization_id, params: dict, kind: str | None) -> Chart:
             )
         )
         result.kind = answer["type"]
-        prefix = agg if len(aggs) > 1 else ""
         for series in answer["series"]:
-            result.lines.append({"label": _line_label(prefix, series["labels"]), "points": series["points"]})
+            label = _line_label(agg, series["labels"], several_aggs=len(aggs) > 1)
+            result.lines.append({"label": label, "points": series["points"]})
         result.warnings.extend(warning for warning in answer["warnings"] if warning not in result.warnings)
     return result
 

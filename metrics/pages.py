@@ -143,6 +143,8 @@ def metric_explorer(request):
         except selectors.UnsupportedAggregation as exc:
             choice.errors["agg"] = str(exc)
     name = choice.values["name"]
+    if name not in kinds:  # what the URL asked for stays chosen, with the API's warning about it
+        names.append({"name": name, "type": "no series"})
     group_keys = ["agent_id", *selectors.label_keys(organization_id=organization_id, name=name)]
     if choice.values["group_by"] and choice.values["group_by"] not in group_keys:
         group_keys.append(choice.values["group_by"])  # what the URL asked for stays chosen

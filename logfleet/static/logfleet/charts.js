@@ -1,6 +1,7 @@
-// LogFleet charts: every <figure class="chart" data-series="ID"> is drawn with uPlot from the JSON
-// in the element #ID (Django's json_script): {name, type, agg, step, start, end, fill, series:
-// [{label, points: [[unix seconds, value], ...]}]}. Buckets the query left out are drawn as `fill`
+// LogFleet charts: every <figure class="chart" data-series="..."> is drawn with uPlot into its
+// .plot element. data-series holds the JSON itself (what htmx swaps in keeps it: htmx drops
+// <script> elements) or the id of a json_script element: {name, type, agg, step, start, end,
+// fill, series: [{label, points: [[unix seconds, value], ...]}]}. Buckets the query left out are drawn as `fill`
 // (0 where an empty bucket means nothing happened, else a gap). Charts follow their container's
 // width (a phone included) and are drawn again when htmx swaps new ones in. No inline script: the
 // page's Content-Security-Policy forbids it.
@@ -76,12 +77,18 @@
     drawn.delete(figure);
   }
 
+  function readSpec(value) {
+    if (!value) { return null; }
+    if (value.charAt(0) === "{") { return JSON.parse(value); }
+    var source = document.getElementById(value);
+    return source ? JSON.parse(source.textContent) : null;
+  }
+
   function draw(figure) {
     if (drawn.has(figure) || typeof uPlot === "undefined") { return; }
-    var source = document.getElementById(figure.getAttribute("data-series"));
     var plotEl = figure.querySelector(".plot");
-    if (!source || !plotEl) { return; }
-    var spec = JSON.parse(source.textContent);
+    var spec = readSpec(figure.getAttribute("data-series"));
+    if (!spec || !plotEl) { return; }
     var plot = new uPlot(options(spec, plotEl), align(spec), plotEl);
     var width = plotEl.clientWidth;
     var observer = new ResizeObserver(function () {
