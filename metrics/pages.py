@@ -31,6 +31,7 @@ from metrics.serializers import MetricConfigUpdateSerializer, MetricConfigWriteS
 ATTENTION_LIMIT = 10
 PANEL_CHARTS = 12
 MAX_METRIC_NAMES = 1000
+AGENT_CHOICES = 100  # the explorer's agent menu; an agent page's charts link to the explorer for any agent
 
 # --- the overview ------------------------------------------------------------------------------
 
@@ -152,7 +153,10 @@ def metric_explorer(request):
         form=Form(data=choice.values, errors=choice.errors),
         aggs=explorer.agg_choices(kinds.get(name)),
         group_keys=group_keys,
-        agents=selectors.agents_with_metric(organization_id=organization_id, name=name),
+        agents=selectors.agents_with_metric(
+            organization_id=organization_id, name=name, limit=AGENT_CHOICES, include=choice.values["agent_id"]
+        ),
+        agent_choices=AGENT_CHOICES,
     )
     return render(request, "metrics/explorer.html", context, status=400 if choice.errors else 200)
 

@@ -1,9 +1,11 @@
 """Reads of metric data: series lookups, time-bucketed queries, the Prometheus export."""
 
+import contextlib
 import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Max, Min, Q, Sum, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
@@ -234,7 +236,7 @@ def names(*, organization_id):
     )
 
 
-def label_keys(*, organization_id, name: str, scan: int = 1000) -> list[str]:
+def label_keys(*, organization_id, name: str, scan: int = 200) -> list[str]:
     """The label names the series of metric `name` have (of the first `scan` series), sorted."""
     keys: set[str] = set()
     rows = Series.objects.filter(organization_id=organization_id, name=name).values_list("labels", flat=True)
@@ -243,16 +245,19 @@ def label_keys(*, organization_id, name: str, scan: int = 1000) -> list[str]:
     return sorted(keys)
 
 
-def agents_with_metric(*, organization_id, name: str, limit: int = 500):
-    """(id, name) of the agents that have series of metric `name`, by name."""
-    return list(
-        Agent.objects.filter(
-            organization_id=organization_id,
-            pk__in=Series.objects.filter(organization_id=organization_id, name=name).values("agent_id"),
-        )
+def agents_with_metric(*, organization_id, name: str, limit: int, include=None):
+    """(id, name) of the first `limit` agents by name that have series of metric `name`, and the
+    agent `include` (an id) wherever it is in that order."""
+    agents = Agent.objects.filter(organization_id=organization_id)
+    found = list(
+        agents.filter(pk__in=Series.objects.filter(organization_id=organization_id, name=name).values("agent_id"))
         .order_by("name", "id")
         .values_list("id", "name")[:limit]
     )
+    if include and all(str(agent_id) != str(include) for agent_id, _name in found):
+        with contextlib.suppress(ValueError, ValidationError):  # not an id: the form says so beside the field
+            found += list(agents.filter(pk=include).values_list("id", "name"))
+    return found
 
 
 def agent_metric_names(*, agent, limit: int):

@@ -369,6 +369,19 @@ def test_the_explorer_lists_only_this_organizations_metrics(viewer_page, traffic
     assert '<option value="secret_metric" selected>secret_metric (no series)</option>' in html(r)
 
 
+def test_the_agent_menu_is_short_but_keeps_the_chosen_agent(viewer_page, org, monkeypatch):
+    monkeypatch.setattr(pages, "AGENT_CHOICES", 3)
+    agents = [AgentFactory(organization=org, name=f"edge-{i}") for i in range(5)]
+    for agent in agents:
+        ingest(agent=agent, batch_id=None, samples=[sample("req", "counter", time.time() - 30, 1)])
+    page = html(viewer_page.get("/metrics", {"name": "req"}))
+    assert re.findall(r">(edge-\d)</option>", page) == ["edge-0", "edge-1", "edge-2"]
+    assert "The first 3 agents by name" in page
+    r = viewer_page.get("/metrics", {"name": "req", "agent_id": str(agents[4].pk)})
+    assert re.findall(r">(edge-\d)</option>", html(r)) == ["edge-0", "edge-1", "edge-2", "edge-4"]
+    assert f'<option value="{agents[4].pk}" selected>edge-4</option>' in html(r)
+
+
 def test_an_organization_without_metrics_is_told_where_they_come_from(viewer_page):
     r = viewer_page.get("/metrics")
     assert r.status_code == 200 and "No metrics yet" in html(r) and 'href="/rules"' in html(r)
