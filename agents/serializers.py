@@ -3,6 +3,7 @@ import re
 from rest_framework import serializers
 
 from agents import config as agent_config
+from agents import selectors
 from agents.models import SOURCE_STATES, Agent, AgentStatus, ConfigStatus
 from logfleet.api.fields import VersionField
 
@@ -104,16 +105,6 @@ class AgentConfigVersionSerializer(serializers.Serializer):
     config = AgentConfigBodySerializer()
     updated_at = serializers.DateTimeField()
 
-    @staticmethod
-    def of(agent: Agent) -> dict:
-        config = agent_config.normalize(agent.config)
-        return {
-            "version": agent.config_version,
-            "hash": agent_config.content_hash(config),
-            "config": config,
-            "updated_at": serializers.DateTimeField().to_representation(agent.config_updated_at),
-        }
-
 
 class AgentConfigUpdateSerializer(serializers.Serializer):
     version = VersionField()
@@ -121,11 +112,11 @@ class AgentConfigUpdateSerializer(serializers.Serializer):
 
 
 class AgentFilterSerializer(serializers.Serializer):
-    ORDERINGS = ["name", "-name", "created_at", "-created_at", "last_heartbeat_at", "-last_heartbeat_at"]
+    ORDERINGS = list(selectors.ORDERINGS)
 
     status = serializers.ChoiceField(choices=AgentStatus.choices, required=False)
     search = serializers.CharField(required=False, max_length=128)
-    ordering = serializers.ChoiceField(choices=ORDERINGS, required=False, default="name")
+    ordering = serializers.ChoiceField(choices=ORDERINGS, required=False, default=selectors.DEFAULT_ORDERING)
     label = serializers.ListField(child=serializers.CharField(max_length=400), required=False, max_length=MAX_LABELS)
 
     def validate_label(self, values):

@@ -130,39 +130,56 @@ def submit(
         return None, form
 
 
+# Every table of the dashboard shows this many rows a page (UI.md: paginated on the server).
 PAGE_SIZE = 50
 
 
 @dataclass
-class Page:
-    """One page of a server-paginated table (numbered from 1, like the API's envelope)."""
+class Paged:
+    """One page of an ordered list, as the API pages its lists: from 1, a page past the end empty."""
 
     items: list
+    total: int
     number: int
     size: int
-    total: int
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.size))
 
     @property
+    def first_index(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.items else 0
+
+    @property
+    def last_index(self) -> int:
+        return (self.number - 1) * self.size + len(self.items)
+
+    @property
     def previous(self) -> int | None:
-        return self.number - 1 if self.number > 1 else None
+        return min(self.number - 1, self.pages) if self.number > 1 else None
 
     @property
     def next(self) -> int | None:
-        return self.number + 1 if self.number * self.size < self.total else None
+        return self.number + 1 if self.number < self.pages else None
 
 
-def paginate(request: HttpRequest, queryset, *, size: int = PAGE_SIZE) -> Page:
-    """The `?page=` of an ordered queryset, as the API's pagination cuts it (a page past the end
-    is empty); a page number that is not one shows the first page rather than an error."""
+def page_number(raw: str | None) -> int:
+    """A `page` query parameter: 1 when absent; Invalid (naming `page`) unless a whole number ≥ 1."""
+    if raw in (None, ""):
+        return 1
     try:
-        number = max(1, int(request.GET.get("page", 1)))
+        number = int(raw)
     except ValueError:
-        number = 1
+        number = 0
+    if number < 1:
+        raise errors.Invalid(details={"page": "must be an integer of at least 1"})
+    return number
+
+
+def paginate(queryset, number: int, size: int = PAGE_SIZE) -> Paged:
+    """Page `number` of an ordered queryset: one COUNT and one LIMIT/OFFSET query."""
     total = queryset.count()
     offset = (number - 1) * size
     items = list(queryset[offset : offset + size]) if offset < total else []
-    return Page(items=items, number=number, size=size, total=total)
+    return Paged(items=items, total=total, number=number, size=size)

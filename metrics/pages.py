@@ -21,9 +21,9 @@ from accounts.models import Role
 from agents.models import Agent
 from apikeys import services as key_services
 from apikeys.serializers import APIKeyCreateSerializer
-from logfleet import clock
+from logfleet import clock, errors
 from logfleet.api.client import client_ip
-from logfleet.pages import Form, error_page, is_htmx, paginate, submit
+from logfleet.pages import Form, error_page, is_htmx, page_number, paginate, submit
 from metrics import dashboard, explorer, selectors, services, trial
 from metrics.models import MetricConfig
 from metrics.serializers import MetricConfigUpdateSerializer, MetricConfigWriteSerializer, RuleTestSerializer
@@ -191,8 +191,12 @@ def agent_panel(request):
 @page()
 def rules(request):
     """The metric configs, by name, 50 a page; members enable and disable them here."""
+    try:
+        number = page_number(request.GET.get("page"))
+    except errors.Invalid as exc:
+        return error_page(request, 400, f"page {exc.details['page']}")
     queryset = MetricConfig.objects.filter(organization_id=request.user.organization_id).order_by("name", "id")
-    context = {"page": paginate(request, queryset), "can_write": role_allows(request.user.role, Role.MEMBER)}
+    context = {"paged": paginate(queryset, number), "can_write": role_allows(request.user.role, Role.MEMBER)}
     return render(request, "metrics/rules.html", context)
 
 

@@ -35,7 +35,7 @@ def test_no_product_module_imports_the_benchmarks():
 
 def test_every_benchmark_command_lives_in_bench():
     benchmarks = {name: app for name, app in get_commands().items() if name.startswith("bench_")}
-    assert set(benchmarks) == {"bench_edge", "bench_load", "bench_metrics", "bench_stream"}
+    assert set(benchmarks) == {"bench_edge", "bench_load", "bench_metrics", "bench_pages", "bench_stream"}
     assert set(benchmarks.values()) == {"bench"}
 
 

@@ -60,7 +60,7 @@ class Command(BaseCommand):
                     hostname=f"edge-{i:04d}.fleet.internal",
                     version="1.4.2",
                     labels={"region": regions[i % 3], "role": roles[i % 4], "rack": str(i % 40)},
-                    reported_status="error" if i % 50 == 0 else "healthy",
+                    reported_status="error" if i % 50 == 0 else "online",
                     last_heartbeat_at=now - (timedelta(seconds=10) if online else timedelta(hours=2)),
                     registered_at=now - timedelta(days=3),
                     system_metrics={"cpu_percent": 12.5, "memory_percent": 40.1, "disk_percent": 55.0},
@@ -129,7 +129,7 @@ class Command(BaseCommand):
         pages = [
             ("/", "/"),
             ("/agents", "/agents"),
-            ("/agents?status=offline&label=region:eu-west&sort=-last_heartbeat_at", "/agents (filtered, sorted)"),
+            ("/agents?status=offline&label=region:eu-west&ordering=-last_heartbeat_at", "/agents (filtered, sorted)"),
             ("/agents (htmx refresh)", "/agents"),
             (f"/agents/{agent.pk}", "/agents/<id>"),
             (f"/metrics/panel?agent_id={agent.pk}", "/metrics/panel (agent charts)"),
