@@ -7,7 +7,8 @@
 // page's Content-Security-Policy forbids it.
 (function () {
   "use strict";
-  var PALETTE = ["#2557d6", "#1a7f37", "#cf222e", "#9a6700", "#8250df", "#0a7ea4", "#bf3989", "#57606a"];
+  // Readable on the light and the dark theme alike.
+  var PALETTE = ["#3b82f6", "#16a34a", "#dc2626", "#ca8a04", "#9333ea", "#0891b2", "#db2777", "#64748b"];
   var drawn = new Map(); // figure -> {plot, observer}
 
   function cssVar(name, fallback) {
@@ -42,7 +43,7 @@
   function height(plotEl) { return plotEl.clientWidth < 480 ? 200 : 260; }
 
   function options(spec, plotEl) {
-    var muted = cssVar("--muted", "#5b6470"), line = cssVar("--line", "#dde1e6");
+    var muted = cssVar("--muted", "#5b6470"), line = cssVar("--line", "#dde1e6"), panel = cssVar("--panel", "#fff");
     var axis = { stroke: muted, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 } };
     var series = [{}];
     spec.series.forEach(function (s, i) {
@@ -50,6 +51,7 @@
         label: s.label,
         stroke: PALETTE[i % PALETTE.length],
         width: 1.5,
+        points: { fill: panel },
         value: function (u, v) { return formatValue(v); },
       });
     });
