@@ -3,8 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
+AGENT_DIST ?= dist/agent
 
-.PHONY: install run test lint format clean bench-tools browser
+.PHONY: install run test lint format clean bench-tools agent-package browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +39,14 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## The edge agent for a host without Django (pyproject.toml): its wheel, with the console script
+## logfleet-agent, and the wheels of its two pinned dependencies, in $(AGENT_DIST) (README: "Install
+## the agent on an edge host"). The build backend comes from requirements.txt, so no isolated build env.
+agent-package: install
+	rm -rf $(AGENT_DIST)
+	$(BIN)/pip wheel --disable-pip-version-check -q --no-build-isolation -w $(AGENT_DIST) .
+	@ls $(AGENT_DIST)
+
 ## The load generator the benchmarks drive (wrk, from Debian's packages).
 bench-tools:
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
@@ -47,4 +56,4 @@ browser:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 clean:
-	rm -rf $(VENV) staticfiles .test-db.sqlite3* .pytest_cache .ruff_cache
+	rm -rf $(VENV) dist staticfiles .test-db.sqlite3* .pytest_cache .ruff_cache

@@ -1,10 +1,11 @@
 import pytest
 from django.core.cache import cache, caches
+from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import Role
-from accounts.tests.factories import OrganizationFactory, UserFactory
+from accounts.tests.factories import OperatorFactory, OrganizationFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
@@ -76,6 +77,15 @@ def role_clients(admin_client, member_client, viewer_client):
 @pytest.fixture
 def other_org(db):
     return OrganizationFactory()
+
+
+@pytest.fixture
+def operator_client(db):
+    """The Django admin's browser session of a superuser (an operator, in no organization)."""
+    client = Client()
+    client.user = OperatorFactory()
+    client.force_login(client.user)
+    return client
 
 
 @pytest.fixture

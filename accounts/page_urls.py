@@ -9,4 +9,6 @@ urlpatterns = [
     path("forgot-password", pages.forgot_password, name="page-forgot-password"),
     path("reset-password", pages.reset_password, name="page-reset-password"),
     path("account", pages.account, name="page-account"),
+    path("members", pages.members, name="page-members"),
+    path("audit", pages.audit, name="page-audit"),
 ]

@@ -1,38 +1,17 @@
-import re
-
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from agents import config as agent_config
 from agents import selectors
+from agents.labels import LABEL_KEY_RE, clean_labels
 from agents.models import SOURCE_STATES, Agent, AgentStatus, ConfigStatus
-from logfleet.api.fields import VersionField
-
-MAX_LABELS = 32
-LABEL_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.-]{0,62}\Z")
-LABEL_VALUE_MAX = 256
+from logfleet.api.fields import LabelFiltersField, RuleField, VersionField
 
 
-def validate_labels(value) -> dict:
-    if not isinstance(value, dict):
-        raise serializers.ValidationError("must be an object of string keys and string values")
-    if len(value) > MAX_LABELS:
-        raise serializers.ValidationError(f"at most {MAX_LABELS} labels")
-    for key, label in value.items():
-        if not LABEL_KEY_RE.match(key):
-            raise serializers.ValidationError(f"label key {key[:70]!r} must match [a-zA-Z_][a-zA-Z0-9_.-]{{0,62}}")
-        if not isinstance(label, str) or len(label) > LABEL_VALUE_MAX:
-            raise serializers.ValidationError(f"label {key!r} must be a string of at most {LABEL_VALUE_MAX} characters")
-    return value
+class LabelsField(RuleField):
+    """Labels (or a selector of them), checked by their one rule (agents.labels)."""
 
-
-class LabelsField(serializers.JSONField):
-    def __init__(self, **kwargs):
-        kwargs.setdefault("validators", [validate_labels])
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        return validate_labels(value)
+    rule = staticmethod(clean_labels)
 
 
 class SourceStateSerializer(serializers.Serializer):
@@ -89,14 +68,47 @@ class AgentWriteSerializer(serializers.Serializer):
 class LogSourceOutSerializer(serializers.Serializer):
     name = serializers.CharField()
     path = serializers.CharField()
-    format = serializers.ChoiceField(choices=["text", "json"])
+    format = serializers.ChoiceField(choices=agent_config.SOURCE_FORMATS)
+
+
+def _bounded(key: str, **kwargs) -> serializers.IntegerField:
+    low, high = agent_config.BOUNDS[key]
+    return serializers.IntegerField(min_value=low, max_value=high, **kwargs)
 
 
 class AgentConfigBodySerializer(serializers.Serializer):
     log_sources = LogSourceOutSerializer(many=True)
-    heartbeat_interval_seconds = serializers.IntegerField(min_value=5, max_value=300)
-    metrics_interval_seconds = serializers.IntegerField(min_value=10, max_value=3600)
-    retention_hours = serializers.IntegerField(min_value=1, max_value=8760)
+    heartbeat_interval_seconds = _bounded("heartbeat_interval_seconds")
+    metrics_interval_seconds = _bounded("metrics_interval_seconds")
+    retention_hours = _bounded("retention_hours")
+
+
+# The OpenAPI schema of a config written (the docstrings are its descriptions). They document; the
+# rule that checks a config is agents.config.clean_config, through AgentConfigField.
+@extend_schema_serializer(component_name="LogSource")
+class LogSourceSchema(serializers.Serializer):
+    """Refuses keys it does not know (a typo in a config must not be silently ignored)."""
+
+    name = serializers.RegexField(agent_config.SOURCE_NAME_RE)
+    path = serializers.CharField(max_length=agent_config.SOURCE_PATH_MAX)
+    format = serializers.ChoiceField(choices=agent_config.SOURCE_FORMATS, default="text")
+
+
+@extend_schema_serializer(component_name="AgentConfigValidator")
+class AgentConfigSchema(serializers.Serializer):
+    """Refuses keys it does not know (a typo in a config must not be silently ignored)."""
+
+    log_sources = LogSourceSchema(many=True, required=False, max_length=agent_config.MAX_LOG_SOURCES)
+    heartbeat_interval_seconds = _bounded("heartbeat_interval_seconds", required=False)
+    metrics_interval_seconds = _bounded("metrics_interval_seconds", required=False)
+    retention_hours = _bounded("retention_hours", required=False)
+
+
+@extend_schema_field(AgentConfigSchema)
+class AgentConfigField(RuleField):
+    """A config written, checked by its one rule (agents.config.clean_config), defaults filled in."""
+
+    rule = staticmethod(agent_config.clean_config)
 
 
 class AgentConfigVersionSerializer(serializers.Serializer):
@@ -108,7 +120,7 @@ class AgentConfigVersionSerializer(serializers.Serializer):
 
 class AgentConfigUpdateSerializer(serializers.Serializer):
     version = VersionField()
-    config = agent_config.AgentConfigValidator()
+    config = AgentConfigField()
 
 
 class AgentFilterSerializer(serializers.Serializer):
@@ -117,13 +129,4 @@ class AgentFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=AgentStatus.choices, required=False)
     search = serializers.CharField(required=False, max_length=128)
     ordering = serializers.ChoiceField(choices=ORDERINGS, required=False, default=selectors.DEFAULT_ORDERING)
-    label = serializers.ListField(child=serializers.CharField(max_length=400), required=False, max_length=MAX_LABELS)
-
-    def validate_label(self, values):
-        pairs = []
-        for value in values:
-            key, sep, label = value.partition(":")
-            if not sep or not LABEL_KEY_RE.match(key):
-                raise serializers.ValidationError("each label filter must be key:value")
-            pairs.append((key, label))
-        return pairs
+    label = LabelFiltersField(key_re=LABEL_KEY_RE)

@@ -1,4 +1,8 @@
-"""Everything in agents that writes: CRUD, configuration, edge registration and heartbeats."""
+"""Everything in agents that writes: CRUD, configuration, edge registration and heartbeats.
+
+The rules of what is written are checked here, whoever calls (the API, the Edge API, the admin):
+labels by agents.labels.clean_labels, a configuration by agents.config.clean_config.
+"""
 
 import uuid
 
@@ -10,13 +14,24 @@ from accounts.models import Organization
 from accounts.services import audit_record, organization_quota_check
 from agents import bundle, heartbeats
 from agents import config as agent_config
+from agents.labels import clean_labels
 from agents.models import Agent, ConfigState
-from logfleet.errors import Conflict, VersionConflict, version_check_room
+from logfleet.errors import Conflict, Invalid, VersionConflict, version_check_room
 
 NAME_TAKEN = "An agent with this name already exists in the organization"
 
 
-def _agents_quota(organization_id) -> None:
+def _checked(field: str, rule, value):
+    """`value` as its rule stores it; the rule's Invalid names the paths under `field`."""
+    try:
+        return rule(value)
+    except Invalid as exc:
+        raise exc.under(field) from None
+
+
+def agent_quota_check(*, organization_id) -> None:
+    """409 when the organization already has MAX_AGENTS_PER_ORG agents (inside the creating
+    transaction: the organization stays locked until it commits)."""
     organization_quota_check(
         organization_id=organization_id,
         queryset=Agent.objects.filter(organization_id=organization_id),
@@ -59,12 +74,11 @@ def agent_create(
     actor,
     ip_address: str | None = None,
 ) -> Agent:
-    _agents_quota(organization.pk)
+    labels = _checked("labels", clean_labels, labels or {})
+    agent_quota_check(organization_id=organization.pk)
     try:
         with transaction.atomic():
-            agent = Agent.objects.create(
-                organization=organization, name=name, description=description, labels=labels or {}
-            )
+            agent = Agent.objects.create(organization=organization, name=name, description=description, labels=labels)
     except IntegrityError:
         raise _name_conflict() from None
     agent_refresh_config_hash(agent=agent)
@@ -82,6 +96,8 @@ def agent_create(
 
 @transaction.atomic
 def agent_update(*, agent: Agent, actor, ip_address: str | None = None, **changes) -> Agent:
+    if "labels" in changes:
+        changes["labels"] = _checked("labels", clean_labels, changes["labels"])
     changed = {field: value for field, value in changes.items() if getattr(agent, field) != value}
     if not changed:
         return agent
@@ -122,7 +138,9 @@ def agent_delete(*, agent: Agent, actor, ip_address: str | None = None) -> None:
 
 @transaction.atomic
 def agent_config_update(*, agent: Agent, version: int, config: dict, actor, ip_address: str | None = None) -> Agent:
-    """Optimistic locking: one conditional UPDATE on the version the client read."""
+    """Optimistic locking: one conditional UPDATE on the version the client read. The config is
+    stored as its rule leaves it (defaults filled in)."""
+    config = _checked("config", agent_config.clean_config, config)
     version_check_room(version)
     now = timezone.now()
     updated = Agent.objects.filter(pk=agent.pk, config_version=version).update(
@@ -163,12 +181,13 @@ def agent_register(
 ) -> tuple[Agent, bool]:
     """Idempotent by name: (agent, created). An existing agent gets its hostname, os, version and
     address refreshed; its labels belong to the people managing the fleet and stay as they are."""
+    labels = _checked("labels", clean_labels, labels)
     now = timezone.now()
     reported = {"hostname": hostname, "os": os, "version": version, "ip_address": ip_address}
     agent = Agent.objects.select_for_update().filter(organization_id=organization_id, name=name).first()
     created = agent is None
     if created:
-        _agents_quota(organization_id)
+        agent_quota_check(organization_id=organization_id)
         try:
             with transaction.atomic():
                 agent = Agent.objects.create(

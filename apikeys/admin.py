@@ -1,35 +1,64 @@
 from django import forms
 from django.contrib import admin, messages
-from django.utils import timezone
 
 from apikeys import services
 from apikeys.keys import PERMISSIONS
 from apikeys.models import APIKey
-from logfleet.errors import Conflict
+from logfleet.admin_site import take_over
+from logfleet.errors import DomainError, add_to_form
+
+
+class KeyNameField(forms.CharField):
+    """A key's name, checked by the service's rule (services.api_key_check) in the form's clean, so
+    that the admin says what the API and the shell say: the field itself checks nothing, and its
+    length only sizes the input."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, **kwargs)
+        self.validators = []
+        self.max_length = services.NAME_MAX_LENGTH
+        self.widget.attrs["maxlength"] = str(self.max_length)
 
 
 class APIKeyAddForm(forms.ModelForm):
+    name = KeyNameField()
     permissions = forms.MultipleChoiceField(choices=[(p, p) for p in PERMISSIONS], widget=forms.CheckboxSelectMultiple)
 
     class Meta:
         model = APIKey
         fields = ["organization", "name", "permissions", "expires_at"]
 
-    def clean_expires_at(self):
-        value = self.cleaned_data.get("expires_at")
-        if value is not None and value <= timezone.now():
-            raise forms.ValidationError("must be in the future")
-        return value
-
     def clean(self):
         cleaned = super().clean()
         organization = cleaned.get("organization")
+        try:
+            cleaned["name"], cleaned["expires_at"] = services.api_key_check(
+                name=cleaned["name"], expires_at=cleaned.get("expires_at")
+            )
+        except DomainError as exc:
+            add_to_form(self, exc)
         if organization is not None:
             # The admin saves in the same transaction, which keeps the organization locked.
             try:
                 services.api_key_quota_check(organization=organization)
-            except Conflict as exc:
-                raise forms.ValidationError(exc.message) from None
+            except DomainError as exc:
+                add_to_form(self, exc)
+        return cleaned
+
+
+class APIKeyChangeForm(forms.ModelForm):
+    name = KeyNameField()
+
+    class Meta:
+        model = APIKey
+        fields = ["name"]
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            cleaned["name"], _ = services.api_key_check(name=cleaned["name"])
+        except DomainError as exc:
+            add_to_form(self, exc)
         return cleaned
 
 
@@ -56,8 +85,7 @@ class APIKeyAdmin(admin.ModelAdmin):
     actions = ["revoke_keys"]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = APIKeyAddForm
+        kwargs["form"] = APIKeyAddForm if obj is None else APIKeyChangeForm
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request, obj=None):
@@ -72,7 +100,7 @@ class APIKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save(update_fields=["name"])
+            take_over(obj, services.api_key_rename(key=APIKey.objects.get(pk=obj.pk), name=form.cleaned_data["name"]))
             return
         key, raw = services.api_key_create(
             organization=form.cleaned_data["organization"],
@@ -81,9 +109,7 @@ class APIKeyAdmin(admin.ModelAdmin):
             expires_at=form.cleaned_data.get("expires_at"),
             actor=services.Actor(user=request.user),
         )
-        # The admin goes on with `obj` (its log entry, the redirect): make it the created key.
-        obj.__dict__.update({name: value for name, value in key.__dict__.items() if not name.startswith("_")})
-        obj._state.adding = False
+        take_over(obj, key)
         messages.warning(request, f"The new key is {raw} — copy it now; it will not be shown again.")
 
     @admin.action(description="Revoke the selected API keys")

@@ -62,3 +62,11 @@ class APIKey(models.Model):
     @property
     def status(self) -> str:
         return self.status_at(timezone.now())
+
+    @property
+    def phase(self) -> str:
+        """The status as the dashboard shows it: `rotating` for an active key that a newer key
+        replaces (it works until its grace period ends). Needs the `rotated` annotation of
+        apikeys.selectors.api_key_list."""
+        status = self.status
+        return "rotating" if status == APIKeyStatus.ACTIVE and self.rotated else status

@@ -1,5 +1,8 @@
 """API keys: creation (the raw key is returned once), rotation, revocation and authentication.
 
+What a key may be called and when it may expire are checked here (`api_key_check`), whoever asks:
+the API, the admin, `manage.py create_api_key`, `manage.py demo`.
+
 Authentication reads the key's record from the shared cache (Redis in production) and falls
 back to one indexed query by prefix; revocation and rotation refresh that record after they
 commit (logfleet.shared_cache), so a revoked key fails on the very next request on every process.
@@ -20,13 +23,17 @@ from accounts.services import audit_record, organization_quota_check
 from apikeys import keys
 from apikeys.models import APIKey, APIKeyStatus
 from logfleet import realtime, shared_cache
-from logfleet.errors import Conflict
+from logfleet.errors import Conflict, Invalid
 
 logger = logging.getLogger("logfleet.apikeys")
 
 RECORD_TTL = 300  # seconds a key's record may be served from the cache
 LAST_USED_EVERY = 60  # seconds between writes of last_used_at for one key
 DEFAULT_GRACE_SECONDS = 86400
+MAX_GRACE_SECONDS = 604800
+NAME_MAX_LENGTH = APIKey._meta.get_field("name").max_length
+NAME_RULE = f"must be 1 to {NAME_MAX_LENGTH} characters"
+GRACE_RULE = f"must be between 0 and {MAX_GRACE_SECONDS} seconds"
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,36 @@ def _touch(key_id: str) -> None:
         APIKey.objects.filter(id=key_id).update(last_used_at=timezone.now())
 
 
+def _name_problem(name) -> str | None:
+    if not isinstance(name, str):
+        return "must be a string"
+    if not 1 <= len(name) <= NAME_MAX_LENGTH:
+        return NAME_RULE
+    if "\x00" in name:
+        return "Null characters are not allowed."
+    return None
+
+
+def api_key_check(
+    *, name, expires_at: datetime | None = None, permissions: list[str] | None = None
+) -> tuple[str, datetime | None]:
+    """The one rule for what a key may be called, hold and when it may expire: (name as stored,
+    expires_at), or Invalid naming each field that breaks it. A name is trimmed, then 1 to 128
+    characters; an expiry is in the future; permissions (when given) are known ones, at least one."""
+    name = name.strip() if isinstance(name, str) else name
+    errors = {}
+    problem = _name_problem(name)
+    if problem is not None:
+        errors["name"] = problem
+    if permissions is not None and (not permissions or not set(permissions) <= set(keys.PERMISSIONS)):
+        errors["permissions"] = f"must be one or more of {', '.join(keys.PERMISSIONS)}"
+    if expires_at is not None and expires_at <= timezone.now():
+        errors["expires_at"] = "must be in the future"
+    if errors:
+        raise Invalid(details=errors)
+    return name, expires_at
+
+
 def api_key_quota_check(*, organization: Organization) -> None:
     """409 when the organization already has MAX_API_KEYS_PER_ORG active keys (inside the creating
     transaction: the organization stays locked until it commits)."""
@@ -181,19 +218,19 @@ def api_key_create(
     replaces: APIKey | None = None,
 ) -> tuple[APIKey, str]:
     """A new key and its raw value, which is shown this once and never stored."""
-    with transaction.atomic():
-        api_key_quota_check(organization=organization)
-        return _api_key_create(
-            organization=organization,
-            name=name,
-            permissions=permissions,
-            expires_at=expires_at,
-            actor=actor,
-            replaces=replaces,
-        )
+    name, expires_at = api_key_check(name=name, expires_at=expires_at, permissions=permissions)
+    return _api_key_create(
+        organization=organization,
+        name=name,
+        permissions=permissions,
+        expires_at=expires_at,
+        actor=actor,
+        replaces=replaces,
+    )
 
 
 def _api_key_create(*, organization, name, permissions, expires_at, actor, replaces) -> tuple[APIKey, str]:
+    api_key_quota_check(organization=organization)
     raw = keys.generate()
     key = APIKey.objects.create(
         organization=organization,
@@ -219,6 +256,16 @@ def _api_key_create(*, organization, name, permissions, expires_at, actor, repla
 
 
 @transaction.atomic
+def api_key_rename(*, key: APIKey, name: str) -> APIKey:
+    """A key's new name, by the same rule as a new key's; every process reads the key anew."""
+    name, _ = api_key_check(name=name)
+    APIKey.objects.filter(pk=key.pk).update(name=name)
+    key.name = name
+    _publish_on_commit(key.key_prefix)
+    return key
+
+
+@transaction.atomic
 def api_key_revoke(*, key: APIKey, actor: Actor) -> APIKey:
     """Idempotent: revoking a revoked key changes nothing and records nothing."""
     now = timezone.now()
@@ -240,6 +287,8 @@ def api_key_revoke(*, key: APIKey, actor: Actor) -> APIKey:
 @transaction.atomic
 def api_key_rotate(*, key: APIKey, grace_seconds: int = DEFAULT_GRACE_SECONDS, actor: Actor) -> tuple[APIKey, str]:
     """A new key with the same name and permissions; the old one works until the grace ends."""
+    if type(grace_seconds) is not int or not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+        raise Invalid(details={"grace_seconds": GRACE_RULE})
     key = APIKey.objects.select_for_update().get(pk=key.pk)
     now = timezone.now()
     status = key.status_at(now)
@@ -251,7 +300,9 @@ def api_key_rotate(*, key: APIKey, grace_seconds: int = DEFAULT_GRACE_SECONDS, a
     key.save(update_fields=["expires_at"])
     _publish_on_commit(key.key_prefix)
     realtime.credential_expires(realtime.api_key_group(key.pk), key.expires_at.timestamp())
-    new_key, raw = api_key_create(
+    # The new key keeps a name and an expiry that were checked when the old one was made (and that
+    # expiry is still ahead: the key is active).
+    new_key, raw = _api_key_create(
         organization=key.organization,
         name=key.name,
         permissions=key.permissions,

@@ -3,7 +3,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apikeys import services
+from apikeys import selectors, services
 from apikeys.models import APIKey
 from apikeys.serializers import (
     APIKeyCreatedSerializer,
@@ -15,7 +15,7 @@ from apikeys.serializers import (
 )
 from logfleet.api.client import client_ip
 from logfleet.api.permissions import AdminOnly
-from logfleet.api.views import BaseGenericViewSet, validated_body, validated_query
+from logfleet.api.views import BaseGenericViewSet, caller_organization_id, validated_body, validated_query
 
 
 @extend_schema_view(
@@ -32,15 +32,12 @@ class APIKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
     rate_group = "agents"
     permission_classes = [AdminOnly]
     serializer_class = APIKeySerializer
-    queryset = APIKey.objects.order_by("-created_at", "-id")
 
     def get_queryset(self):
-        queryset = super().get_queryset()
-        if self.action == "list":
-            filters = validated_query(APIKeyFilterSerializer, self.request)
-            if "status" in filters:
-                queryset = queryset.with_status(filters["status"])
-        return queryset
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no caller
+            return APIKey.objects.none()
+        filters = validated_query(APIKeyFilterSerializer, self.request) if self.action == "list" else {}
+        return selectors.api_key_list(organization_id=caller_organization_id(self.request), **filters)
 
     def _actor(self):
         return services.Actor(user=self.request.user, ip_address=client_ip(self.request))

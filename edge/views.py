@@ -5,11 +5,11 @@ import uuid
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from agents import config as agent_config
 from agents import heartbeats
+from agents import selectors as agent_selectors
 from agents import services as agent_services
 from agents.models import Agent
 from agents.serializers import AgentSerializer
@@ -30,9 +30,11 @@ from edge.serializers import (
 from logfleet import shared_cache
 from logfleet.api.client import client_ip
 from logfleet.api.views import BaseAPIView, validated_body
+from logfleet.errors import Invalid, NotFound
 from metrics import configs as metric_configs
 from metrics import ingest
 from metrics.serializers import MetricConfigSerializer
+from streaming import selectors as stream_selectors
 from streaming import services as stream_services
 
 AGENT_NOT_FOUND = "No such agent in the organization of this API key"
@@ -70,7 +72,7 @@ class EdgeView(BaseAPIView):
         records = [record]
         agent_id = self.url_agent_id(request, kwargs)
         if agent_id is not None:
-            records += [heartbeats.identity_key(agent_id), stream_services.instructions_key(agent_id)]
+            records += [heartbeats.identity_key(agent_id), stream_selectors.instructions_key(agent_id)]
         with shared_cache.prefetched(*records):
             return super().dispatch(request, *args, **kwargs)
 
@@ -113,7 +115,7 @@ class RegisterView(EdgeView):
             actor_email="",
             **data,
         )
-        body = AgentSerializer(Agent.objects.with_status().get(pk=agent.pk)).data
+        body = AgentSerializer(agent_selectors.agent_get(organization_id=agent.organization_id, agent_id=agent.pk)).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -135,7 +137,7 @@ def _acknowledge(request, agent_id: uuid.UUID, fields: dict) -> Response:
             "status": "acknowledged",
             "server_time": timezone.now().isoformat().replace("+00:00", "Z"),
             "config_hash": config_hash,
-            "streams": stream_services.agent_instructions(agent_id),
+            "streams": stream_selectors.agent_instructions(agent_id),
         }
     )
 
@@ -222,7 +224,7 @@ class CompatSyncConfigView(EdgeView):
         errors: dict = {}
         agent_id = heartbeat_body.parse_uuid(request.query_params.get("agent_id"), "agent_id", errors)
         if errors:
-            raise ValidationError(errors)
+            raise Invalid(details=errors)
         return _sync(request, _agent_of_key(request, agent_id))
 
 
@@ -239,18 +241,8 @@ class MetricsPushView(EdgeView):
         agent = _agent_of_key(request, agent_id)
         data = request.data
         if not isinstance(data, dict):
-            raise ValidationError({"non_field_errors": "the body must be a JSON object"})
-        samples, batch_id = data.get("samples"), data.get("batch_id")
-        errors = {}
-        if not isinstance(samples, list):
-            errors["samples"] = "must be a list of samples"
-        elif len(samples) > ingest.MAX_SAMPLES:
-            errors["samples"] = f"at most {ingest.MAX_SAMPLES} samples per batch"
-        if batch_id is not None and (not isinstance(batch_id, str) or not 1 <= len(batch_id) <= 128):
-            errors["batch_id"] = "must be a string of 1 to 128 characters"
-        if errors:
-            raise ValidationError(errors)
-        result = ingest.ingest(agent=agent, batch_id=batch_id, samples=samples)
+            raise Invalid(details={"non_field_errors": "the body must be a JSON object"})
+        result = ingest.ingest(agent=agent, batch_id=data.get("batch_id"), samples=data.get("samples"))
         return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
 
 
@@ -271,11 +263,11 @@ class StreamPushView(EdgeView):
         agent = _agent_of_key(request, agent_id)
         data = request.data
         if not isinstance(data, dict):
-            raise ValidationError({"non_field_errors": "the body must be a JSON object"})
+            raise Invalid(details={"non_field_errors": "the body must be a JSON object"})
         errors: dict = {}
         session_id = heartbeat_body.parse_uuid(data.get("session_id"), "session_id", errors)
         if errors:
-            raise ValidationError(errors)
+            raise Invalid(details=errors)
         lines = stream_services.clean_lines(data.get("logs"))
         result = stream_services.stream_push(
             session_id=session_id, agent_id=agent.pk, organization_id=agent.organization_id, lines=lines

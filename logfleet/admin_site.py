@@ -29,6 +29,13 @@ class RateLimitedAdminAuthenticationForm(AdminAuthenticationForm):
         return super().clean()
 
 
+def take_over(obj, saved) -> None:
+    """Make the admin's `obj` the object a service saved: the admin goes on with `obj` (its log
+    entry, its redirect) after `save_model`, which wrote through the service instead of `obj.save()`."""
+    obj.__dict__.update({name: value for name, value in saved.__dict__.items() if not name.startswith("_")})
+    obj._state.adding = False
+
+
 class LogFleetAdminSite(admin.AdminSite):
     login_form = RateLimitedAdminAuthenticationForm
     site_header = "LogFleet operations"

@@ -5,7 +5,8 @@ conflict, gone, unavailable, ...); each caller maps that in one place:
 
 - the REST API: `logfleet.api.exceptions.exception_handler` (status code and error envelope);
 - the WebSocket consumers: `streaming.consumers` (a close code and reason, or an error frame);
-- management commands: `logfleet.errors.as_command_error` (a `CommandError` with the message).
+- management commands: `logfleet.errors.as_command_error` (a `CommandError` with the message);
+- the admin's forms: `logfleet.errors.add_to_form` (each problem beside its field).
 
 `code` is the envelope's `error` field; `message` a sentence for a person; `details` a flat
 {"field.path": "what is wrong with it"} dict.
@@ -29,6 +30,12 @@ class Invalid(DomainError):
 
     code = "validation_error"
     default_message = "Invalid request parameters"
+
+    def under(self, field: str) -> "Invalid":
+        """The same error with each path put under `field` ("" is the value itself): a rule checks a
+        value and names paths inside it; its caller knows where the value sits."""
+        details = {f"{field}.{path}" if path else field: problem for path, problem in self.details.items()}
+        return Invalid(self.message, details=details)
 
 
 class NotFound(DomainError):
@@ -113,3 +120,15 @@ def as_command_error(exc: DomainError) -> CommandError:
     """A management command's one mapping: the message, then each field's problem."""
     parts = [exc.message] + [f"{field}: {problem}" for field, problem in exc.details.items()]
     return CommandError("; ".join(str(part) for part in parts))
+
+
+def add_to_form(form, exc: DomainError) -> None:
+    """An admin form's one mapping: each problem beside the form's field of that name; the message
+    at the top when no detail names one of its fields (an organization's limit, a conflict)."""
+    placed = False
+    for field, problem in exc.details.items():
+        if field in form.fields:
+            form.add_error(field, str(problem))
+            placed = True
+    if not placed:
+        form.add_error(None, exc.message)

@@ -147,3 +147,18 @@ def browser_session_cookie(user, url: str) -> dict:
     store[SESSION_KEY] = pair.session_id
     store.create()
     return {"name": django_settings.SESSION_COOKIE_NAME, "value": store.session_key, "url": url, "httpOnly": True}
+
+
+def browser_client(user):
+    """A Django test Client signed in as `user` the way the sign-in page signs a browser in (a
+    LogFleet session held in Django's session), without a round of the rate-limited form."""
+    from django.test import Client
+
+    from accounts import services
+    from accounts.browser import SESSION_KEY
+
+    client = Client()
+    session = client.session
+    session[SESSION_KEY] = str(services.session_start(user=user).session_id)
+    session.save()
+    return client

@@ -27,6 +27,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The dashboard (UI.md): each app's pages.
     path("", include("accounts.page_urls")),
+    path("", include("apikeys.page_urls")),
     path("", include("agents.page_urls")),
     path("", include("metrics.page_urls")),
     # Anything else is a JSON 404 in the error envelope, also with DEBUG=true.

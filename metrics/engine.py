@@ -12,7 +12,7 @@ at validation, here and on the agent), and lines over MAX_LINE_BYTES are not mat
 At the limits the worst search costs about 8 µs per byte; the published nginx rules compile to
 about 25 instructions with one group each.
 
-    rules, errors = compile_rules(config["metrics"])     # validation: {"0.pattern": "..."}
+    normalized, rules = compile_rules(config["metrics"])  # or RuleError({"0.pattern": "..."})
     extractor = Extractor([CompiledConfig(id, log_source, rules)])
     aggregator = Aggregator()
     for line in lines:
@@ -162,109 +162,131 @@ def normalize_labels(labels) -> dict[str, str]:
     raise ValueError("must be an object of label names to capture references or literal strings")
 
 
-def _group(reference, field_name: str, groups: int, errors: dict, prefix: str) -> int | None:
+def _capture_group(reference, groups: int) -> int:
     match = CAPTURE_RE.match(reference) if isinstance(reference, str) else None
     if match is None:
-        errors[f"{prefix}.{field_name}"] = "must be a capture reference such as $1"
-        return None
+        raise ValueError("must be a capture reference such as $1")
     group = int(match.group(1))
     if group < 1 or group > groups:
-        errors[f"{prefix}.{field_name}"] = f"refers to group {group} but the pattern has {groups} group(s)"
-        return None
+        raise ValueError(f"refers to group {group} but the pattern has {groups} group(s)")
     return group
 
 
+# One check per field of a rule: each returns the field's clean value or raises ValueError with its
+# problem. A check that needs the compiled pattern gets None when the pattern itself is refused, and
+# then leaves capture references alone (the pattern's error is the one to fix first).
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError("is required")
+    if len(name) > MAX_NAME_LENGTH or not METRIC_NAME_RE.match(name):
+        raise ValueError("must match [a-zA-Z_:][a-zA-Z0-9_:]* (at most 200 characters)")
+    return name
+
+
+def _check_type(kind) -> str:
+    if kind not in TYPES:
+        raise ValueError("must be one of counter, gauge, histogram")
+    return kind
+
+
+def _check_description(description) -> str:
+    description = description or ""
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
+        raise ValueError(f"must be a string of at most {MAX_DESCRIPTION_LENGTH} characters")
+    return description
+
+
+def _check_pattern(pattern):
+    """The compiled pattern, within the length, RE2 program and capture group bounds."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError("is required")
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ValueError(f"must be at most {MAX_PATTERN_LENGTH} characters")
+    return compile_pattern(pattern)
+
+
+def _check_label_count(labels: dict) -> None:
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels")
+
+
+def _check_label(label, template, regex) -> tuple[str, int | None, str]:
+    """(label name, capture group or None, literal) of one label."""
+    if not isinstance(label, str) or not LABEL_NAME_RE.match(label) or label.startswith("__"):
+        raise ValueError("label names match [a-zA-Z_][a-zA-Z0-9_]* and may not start with __")
+    if not isinstance(template, str) or len(template) > MAX_LABEL_VALUE_LENGTH:
+        raise ValueError(f"must be a string of at most {MAX_LABEL_VALUE_LENGTH} characters")
+    if template.startswith("$") and regex is not None:
+        return label, _capture_group(template, regex.groups), ""
+    return label, None, template
+
+
+def _check_value_capture(kind, value_capture, regex) -> int | None:
+    """The group a gauge or histogram takes its value from; a counter counts lines and has none."""
+    if kind == "counter" and value_capture is not None:
+        raise ValueError("a counter counts matching lines; value_capture is not allowed")
+    if kind not in ("gauge", "histogram"):
+        return None
+    if value_capture is None:
+        raise ValueError(f"is required for a {kind}")
+    return _capture_group(value_capture, regex.groups) if regex is not None else None
+
+
+def _check_value_transform(value_capture, value_transform):
+    if value_transform is None:
+        return None
+    if value_capture is None:
+        raise ValueError("is only allowed with value_capture")
+    if not isinstance(value_transform, str):
+        raise ValueError("must be a string")
+    return parse_transform(value_transform)
+
+
+def _check_buckets(kind, buckets) -> list[float]:
+    if kind != "histogram":
+        if buckets is not None:
+            raise ValueError("only a histogram has buckets")
+        return []
+    if not isinstance(buckets, list) or not 1 <= len(buckets) <= MAX_BUCKETS:
+        raise ValueError(f"a histogram needs 1 to {MAX_BUCKETS} bucket bounds")
+    if not all(finite_number(b) for b in buckets):
+        raise ValueError("bucket bounds must be finite numbers")
+    if any(later <= earlier for earlier, later in pairwise(buckets)):
+        raise ValueError("bucket bounds must be strictly increasing")
+    return [float(b) for b in buckets]
+
+
 def validate_rule(raw, index: int) -> tuple[dict | None, Rule | None, dict[str, str]]:
-    """(normalized rule, compiled rule, errors) for one rule; errors are keyed "<index>.<field>"."""
+    """(normalized rule, compiled rule, errors) for one rule; errors are keyed "<index>.<field>",
+    one per field that a check refused."""
     prefix = str(index)
-    errors: dict[str, str] = {}
     if not isinstance(raw, dict):
         return None, None, {prefix: "must be an object"}
-    for unknown in sorted(set(raw) - set(RULE_FIELDS)):
-        errors[f"{prefix}.{unknown}"] = "unknown field"
+    errors = {f"{prefix}.{unknown}": "unknown field" for unknown in sorted(set(raw) - set(RULE_FIELDS))}
 
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        errors[f"{prefix}.name"] = "is required"
-    elif len(name) > MAX_NAME_LENGTH or not METRIC_NAME_RE.match(name):
-        errors[f"{prefix}.name"] = "must match [a-zA-Z_:][a-zA-Z0-9_:]* (at most 200 characters)"
-
-    kind = raw.get("type")
-    if kind not in TYPES:
-        errors[f"{prefix}.type"] = "must be one of counter, gauge, histogram"
-
-    description = raw.get("description") or ""
-    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
-        errors[f"{prefix}.description"] = f"must be a string of at most {MAX_DESCRIPTION_LENGTH} characters"
-
-    pattern = raw.get("pattern")
-    regex, groups = None, 0
-    if not isinstance(pattern, str) or not pattern:
-        errors[f"{prefix}.pattern"] = "is required"
-    elif len(pattern) > MAX_PATTERN_LENGTH:
-        errors[f"{prefix}.pattern"] = f"must be at most {MAX_PATTERN_LENGTH} characters"
-    else:
+    def check(field_name: str, validate, *args):
         try:
-            regex = compile_pattern(pattern)
-            groups = regex.groups
+            return validate(*args)
         except ValueError as exc:
-            errors[f"{prefix}.pattern"] = str(exc)
+            errors[f"{prefix}.{field_name}"] = str(exc)
+            return None
 
-    labels: dict[str, str] = {}
-    compiled_labels = []
-    try:
-        labels = normalize_labels(raw.get("labels"))
-    except ValueError as exc:
-        errors[f"{prefix}.labels"] = str(exc)
-    if len(labels) > MAX_LABELS:
-        errors[f"{prefix}.labels"] = f"at most {MAX_LABELS} labels"
-    for label, template in labels.items():
-        if not isinstance(label, str) or not LABEL_NAME_RE.match(label) or label.startswith("__"):
-            errors[f"{prefix}.labels.{label}"] = "label names match [a-zA-Z_][a-zA-Z0-9_]* and may not start with __"
-            continue
-        if not isinstance(template, str) or len(template) > MAX_LABEL_VALUE_LENGTH:
-            errors[f"{prefix}.labels.{label}"] = f"must be a string of at most {MAX_LABEL_VALUE_LENGTH} characters"
-            continue
-        if template.startswith("$") and regex is not None:
-            group = _group(template, f"labels.{label}", groups, errors, prefix)
-            compiled_labels.append((label, group, ""))
-        else:
-            compiled_labels.append((label, None, template))
-
-    value_capture = raw.get("value_capture")
-    value_transform = raw.get("value_transform")
-    value_group, transform = None, None
-    if kind == "counter" and value_capture is not None:
-        errors[f"{prefix}.value_capture"] = "a counter counts matching lines; value_capture is not allowed"
-    elif kind in ("gauge", "histogram"):
-        if value_capture is None:
-            errors[f"{prefix}.value_capture"] = f"is required for a {kind}"
-        elif regex is not None:
-            value_group = _group(value_capture, "value_capture", groups, errors, prefix)
-    if value_transform is not None:
-        if value_capture is None:
-            errors[f"{prefix}.value_transform"] = "is only allowed with value_capture"
-        elif not isinstance(value_transform, str):
-            errors[f"{prefix}.value_transform"] = "must be a string"
-        else:
-            try:
-                transform = parse_transform(value_transform)
-            except ValueError as exc:
-                errors[f"{prefix}.value_transform"] = str(exc)
-
-    buckets = raw.get("buckets")
-    clean_buckets: list[float] = []
-    if kind == "histogram":
-        if not isinstance(buckets, list) or not 1 <= len(buckets) <= MAX_BUCKETS:
-            errors[f"{prefix}.buckets"] = f"a histogram needs 1 to {MAX_BUCKETS} bucket bounds"
-        elif not all(finite_number(b) for b in buckets):
-            errors[f"{prefix}.buckets"] = "bucket bounds must be finite numbers"
-        elif any(later <= earlier for earlier, later in pairwise(buckets)):
-            errors[f"{prefix}.buckets"] = "bucket bounds must be strictly increasing"
-        else:
-            clean_buckets = [float(b) for b in buckets]
-    elif buckets is not None:
-        errors[f"{prefix}.buckets"] = "only a histogram has buckets"
+    name = check("name", _check_name, raw.get("name"))
+    kind = check("type", _check_type, raw.get("type"))
+    description = check("description", _check_description, raw.get("description"))
+    pattern = raw.get("pattern")
+    regex = check("pattern", _check_pattern, pattern)
+    labels = check("labels", normalize_labels, raw.get("labels")) or {}
+    check("labels", _check_label_count, labels)
+    compiled_labels = [
+        check(f"labels.{label}", _check_label, label, template, regex) for label, template in labels.items()
+    ]
+    value_capture, value_transform = raw.get("value_capture"), raw.get("value_transform")
+    value_group = check("value_capture", _check_value_capture, kind, value_capture, regex)
+    transform = check("value_transform", _check_value_transform, value_capture, value_transform)
+    buckets = check("buckets", _check_buckets, kind, raw.get("buckets"))
 
     if errors:
         return None, None, errors
@@ -276,7 +298,7 @@ def validate_rule(raw, index: int) -> tuple[dict | None, Rule | None, dict[str, 
         "labels": labels,
         "value_capture": value_capture,
         "value_transform": value_transform,
-        "buckets": clean_buckets or None,
+        "buckets": buckets or None,
     }
     rule = Rule(
         name=name,
@@ -286,7 +308,7 @@ def validate_rule(raw, index: int) -> tuple[dict | None, Rule | None, dict[str, 
         labels=tuple(compiled_labels),
         value_group=value_group,
         transform=transform,
-        buckets=tuple(clean_buckets),
+        buckets=tuple(buckets),
     )
     return normalized, rule, {}
 

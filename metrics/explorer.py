@@ -11,12 +11,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from rest_framework.exceptions import ValidationError
-
 from logfleet import clock
-from logfleet.api.exceptions import flatten_errors
-from metrics import selectors
-from metrics.query_params import QueryParamsSerializer, TimeField
+from metrics import query_params, selectors
 
 RANGES = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400}
 RANGE_CHOICES = [
@@ -57,15 +53,6 @@ def auto_step(seconds: int) -> int:
 def _as_utc(value: str) -> str:
     value = value.strip()
     return value + "Z" if _LOCAL_INPUT.match(value) else value
-
-
-def _span(start: str, end: str) -> int | None:
-    """Seconds from start to end as the API reads them, or None (the serializer then says why)."""
-    try:
-        seconds = TimeField().to_internal_value(end) - TimeField().to_internal_value(start)
-    except ValidationError:
-        return None
-    return seconds if seconds > 0 else None
 
 
 def _local_input(seconds: int) -> str:
@@ -121,7 +108,7 @@ def _line_label(agg: str, labels: dict, *, several_aggs: bool) -> str:
 def chart(*, organization_id, params: dict, kind: str | None) -> Chart:
     """Run validated query parameters (QueryParamsSerializer's output, `agg` possibly QUANTILES)
     as the query API runs them; a histogram's QUANTILES are three queries, one line each per group.
-    Raises selectors.UnsupportedAggregation like the API."""
+    Raises Invalid (on agg) like the API for an aggregation the metric's type does not have."""
     aggs = ("p50", "p90", "p99") if params["agg"] == QUANTILES else (params["agg"],)
     result = Chart(
         name=params["name"],
@@ -211,17 +198,15 @@ def resolve(get, *, kinds: dict[str, str]) -> Choice:
     if values["step"]:
         params["step"] = values["step"]
     elif span is None and "start" in params and "end" in params:
-        span = _span(params["start"], params["end"])
+        span = query_params.span_seconds(params["start"], params["end"])
     if not values["step"] and span:
         params["step"] = auto_step(span)
     params["agg"] = "p50" if values["agg"] == QUANTILES else values["agg"]
 
-    serializer = QueryParamsSerializer(data=params)
-    if not serializer.is_valid():
-        errors.update(flatten_errors(serializer.errors))
+    validated, problems = query_params.query_check(params)
+    errors.update(problems)
     if errors:
         return Choice(values=values, params=None, errors=errors)
-    validated = dict(serializer.validated_data)
     validated["agg"] = values["agg"]
     # The window shown, in the custom range's fields: choosing "Custom" then starts from it.
     values["start"], values["end"] = _local_input(validated["start"]), _local_input(validated["end"])

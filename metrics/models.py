@@ -1,9 +1,13 @@
+import re
 import uuid
 
 from django.conf import settings
 from django.db import models
 
 from logfleet import clock
+
+# A config's log source: "*" for every source, or a source's name.
+LOG_SOURCE_RE = re.compile(r"^(\*|[a-z0-9_-]{1,64})\Z")
 
 
 class MetricConfig(models.Model):

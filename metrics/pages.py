@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 
 from accounts.browser import page, role_allows, safe_next
 from accounts.models import Role
+from agents import selectors as agent_selectors
 from agents.models import Agent
 from apikeys import services as key_services
 from apikeys.serializers import APIKeyCreateSerializer
@@ -75,7 +76,7 @@ def _overview_context(request, *, new_key: str | None = None, key_form: Form | N
             permissions=EDGE_PERMISSIONS,
         )
     else:
-        context["attention"], context["attention_total"] = dashboard.needs_attention(
+        context["attention"], context["attention_total"] = agent_selectors.agents_needing_attention(
             organization_id=organization_id, limit=ATTENTION_LIMIT
         )
     return context
@@ -118,8 +119,7 @@ def first_agent_key(request):
     context = _overview_context(request, new_key=raw, key_form=form)
     context["onboarding"] = True
     template = "metrics/onboarding.html" if is_htmx(request) else "metrics/overview.html"
-    # An htmx answer is swapped in only when it is a success; the key form's refusal is shown either way.
-    return render(request, template, context, status=200 if is_htmx(request) else form.status)
+    return render(request, template, context, status=form.status)
 
 
 # --- the metric explorer and the agent panel ---------------------------------------------------
@@ -141,8 +141,8 @@ def metric_explorer(request):
             context["chart"] = explorer.chart(
                 organization_id=organization_id, params=choice.params, kind=kinds.get(choice.values["name"])
             )
-        except selectors.UnsupportedAggregation as exc:
-            choice.errors["agg"] = str(exc)
+        except errors.Invalid as exc:  # an aggregation the metric's type does not have
+            choice.errors.update(exc.details)
     name = choice.values["name"]
     if name not in kinds:  # what the URL asked for stays chosen, with the API's warning about it
         names.append({"name": name, "type": "no series"})
@@ -195,7 +195,7 @@ def rules(request):
         number = page_number(request.GET.get("page"))
     except errors.Invalid as exc:
         return error_page(request, 400, f"page {exc.details['page']}")
-    queryset = MetricConfig.objects.filter(organization_id=request.user.organization_id).order_by("name", "id")
+    queryset = selectors.metric_config_list(organization_id=request.user.organization_id)
     context = {"paged": paginate(queryset, number), "can_write": role_allows(request.user.role, Role.MEMBER)}
     return render(request, "metrics/rules.html", context)
 
@@ -384,6 +384,8 @@ def rules_test(request):
         body = {"metrics": rules_body, "lines": _sample_lines(typed)}
         result, form = submit(body, run, serializer_class=RuleTestSerializer)
     context = {"result": result, "test_errors": sorted(form.errors.items())}
-    if is_htmx(request):  # the editor's preview: the errors are the answer, shown in the region
-        return render(request, "metrics/test_results.html", context)
+    if is_htmx(request):
+        # The editor's preview. htmx swaps in a 400 (logfleet/static/logfleet/app.js) but no other
+        # refusal: a test too large to run (413) is a 400 here, its message in the region all the same.
+        return render(request, "metrics/test_results.html", context, status=200 if result is not None else 400)
     return render(request, "metrics/test_page.html", context, status=form.status if result is None else 200)

@@ -10,6 +10,7 @@ from django.db.models import Count, F, Max, Min, Q, Sum, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
 from agents.models import Agent
+from logfleet.errors import Invalid
 from metrics.models import MetricConfig, Rollup, Sample, Series
 
 SAMPLE_AGGS = ("sum", "avg", "min", "max", "count", "rate")
@@ -26,6 +27,23 @@ def series_queryset(*, organization_id, name: str | None = None, agent_id=None, 
     for index, (key, value) in enumerate(labels):
         alias = f"label_{index}"
         queryset = queryset.alias(**{alias: KeyTransform(key, "labels")}).filter(**{alias: value})
+    return queryset
+
+
+def series_list(*, organization_id, name: str | None = None, agent_id=None, labels=()):
+    """The series the filters match, by name, agent and id."""
+    return series_queryset(organization_id=organization_id, name=name, agent_id=agent_id, labels=labels).order_by(
+        "name", "agent_id", "id"
+    )
+
+
+def metric_config_list(*, organization_id, enabled: bool | None = None, log_source: str | None = None):
+    """The organization's metric configs, by name: only the enabled (or disabled) ones, of one log source."""
+    queryset = MetricConfig.objects.filter(organization_id=organization_id).order_by("name", "id")
+    if enabled is not None:
+        queryset = queryset.filter(enabled=enabled)
+    if log_source is not None:
+        queryset = queryset.filter(log_source=log_source)
     return queryset
 
 
@@ -73,18 +91,15 @@ def quantile(q: float, buckets: dict[str, float]) -> float | None:
     return lower_bound
 
 
-class UnsupportedAggregation(ValueError):
-    pass
-
-
 def run_query(query: Query) -> dict:
+    """Invalid (on `agg`) when the metric's type does not support the aggregation asked for."""
     series = series_queryset(
         organization_id=query.organization_id, name=query.name, agent_id=query.agent_id, labels=query.labels
     )
     kind = series.values_list("type", flat=True).first()
     allowed = HISTOGRAM_AGGS if kind == "histogram" else SAMPLE_AGGS
     if kind is not None and query.agg not in allowed:
-        raise UnsupportedAggregation(f"a {kind} supports {', '.join(allowed)}")
+        raise Invalid(details={"agg": f"a {kind} supports {', '.join(allowed)}"})
 
     grouped: dict[tuple, list] = defaultdict(list)
     if kind == "histogram" and query.agg in QUANTILES:

@@ -1,14 +1,12 @@
-import re
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.serializers import LabelsField
 from logfleet.api.fields import VersionField
-from metrics import engine, trial
-from metrics.models import MetricConfig, MetricType
+from logfleet.errors import Invalid
+from metrics import engine, services, trial
+from metrics.models import LOG_SOURCE_RE, MetricConfig, MetricType
 
-LOG_SOURCE_RE = re.compile(r"^(\*|[a-z0-9_-]{1,64})\Z")
 MAX_TEST_LINES = 1000
 MAX_LINE_LENGTH = 65536
 
@@ -37,15 +35,19 @@ class MetricRuleSerializer(serializers.Serializer):
 
 @extend_schema_field(MetricRuleSerializer(many=True))
 class MetricRulesField(serializers.Field):
-    """A config's rules, validated and normalized by the extraction engine."""
+    """A config's rules, validated and normalized by the service's one check of them (here too, so
+    that a bad rule is reported with the request's other bad fields)."""
 
     def to_internal_value(self, data):
         try:
-            normalized, _rules = engine.compile_rules(data)
-        except engine.RuleError as exc:
-            if "" in exc.errors:  # about the list as a whole
-                raise serializers.ValidationError(exc.errors[""]) from None
-            raise serializers.ValidationError(exc.errors) from None
+            normalized, _rules = services.metric_rules_compile(metrics=data)
+        except Invalid as exc:
+            if "metrics" in exc.details:  # about the list as a whole
+                raise serializers.ValidationError(exc.details["metrics"]) from None
+            # DRF puts this field's name in front: "0.pattern" is reported as metrics.0.pattern.
+            raise serializers.ValidationError(
+                {key.removeprefix("metrics."): problem for key, problem in exc.details.items()}
+            ) from None
         return normalized
 
     def to_representation(self, value):

@@ -1,13 +1,15 @@
-"""Metric configs (create/update/delete with optimistic locking). Ingestion is metrics.ingest."""
+"""Metric configs (create/update/delete with optimistic locking), and the one check of their rules
+that every path writing or trying rules calls. Ingestion is metrics.ingest."""
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.services import audit_record, organization_quota_check
+from agents.labels import clean_labels
 from agents.services import agents_refresh_config_hash
-from logfleet.errors import Conflict, VersionConflict, version_check_room
-from metrics import configs
+from logfleet.errors import Conflict, Invalid, NotFound, VersionConflict, version_check_room
+from metrics import configs, engine
 from metrics.models import MetricConfig
 
 CONTENT_FIELDS = ("name", "description", "log_source", "enabled", "agent_selector", "metrics")
@@ -21,16 +23,44 @@ def _hash(config: MetricConfig) -> str:
     return configs.config_hash(**{field: getattr(config, field) for field in CONTENT_FIELDS}, version=config.version)
 
 
-@transaction.atomic
-@transaction.atomic
-def metric_config_create(*, organization, actor, ip_address: str | None = None, **data) -> MetricConfig:
+def metric_rules_compile(*, metrics, message: str | None = None) -> tuple[list[dict], list[engine.Rule]]:
+    """A config's rules as they are stored (normalized) and as they run (compiled), by the engine
+    the agents run. The API's serializers, the admin, the rule test and every write call this one
+    check; Invalid names each refused field, `metrics` for the list as a whole and
+    `metrics.<index>.<field>` for a rule's (`metrics.0.pattern`)."""
+    try:
+        return engine.compile_rules(metrics)
+    except engine.RuleError as exc:
+        details = {f"metrics.{key}" if key else "metrics": problem for key, problem in exc.errors.items()}
+        raise Invalid(message, details=details) from None
+
+
+def metric_config_quota_check(*, organization) -> None:
+    """Conflict when the organization already has MAX_METRIC_CONFIGS_PER_ORG configs (locks it)."""
     organization_quota_check(
         organization_id=organization.pk,
         queryset=MetricConfig.objects.filter(organization=organization),
         limit=settings.MAX_METRIC_CONFIGS_PER_ORG,
         what="metric configs",
     )
-    config = MetricConfig(organization=organization, created_by=actor, **data)
+
+
+def _selector_check(selector) -> dict:
+    """An agent selector has the shape of agent labels, and their one rule (agents.labels)."""
+    try:
+        return clean_labels(selector or {})
+    except Invalid as exc:
+        raise exc.under("agent_selector") from None
+
+
+@transaction.atomic
+def metric_config_create(*, organization, actor, metrics, ip_address: str | None = None, **data) -> MetricConfig:
+    """`metrics` is checked and stored normalized (labels as an object, every field present)."""
+    metrics, _rules = metric_rules_compile(metrics=metrics)
+    if "agent_selector" in data:
+        data["agent_selector"] = _selector_check(data["agent_selector"])
+    metric_config_quota_check(organization=organization)
+    config = MetricConfig(organization=organization, created_by=actor, metrics=metrics, **data)
     config.hash = _hash(config)
     try:
         with transaction.atomic():
@@ -54,8 +84,15 @@ def metric_config_create(*, organization, actor, ip_address: str | None = None, 
 def metric_config_update(
     *, config: MetricConfig, version: int, actor, ip_address: str | None = None, **changes
 ) -> MetricConfig:
-    """Optimistic locking: `version` must be the current one; every change bumps it and the hash."""
-    locked = MetricConfig.objects.select_for_update().get(pk=config.pk)
+    """Optimistic locking: `version` must be the current one; every change bumps it and the hash.
+    Rules in `changes` are checked first: invalid ones are refused whatever the version."""
+    if "metrics" in changes:
+        changes["metrics"], _rules = metric_rules_compile(metrics=changes["metrics"])
+    if "agent_selector" in changes:
+        changes["agent_selector"] = _selector_check(changes["agent_selector"])
+    locked = MetricConfig.objects.select_for_update().filter(pk=config.pk).first()
+    if locked is None:  # deleted since the caller read it
+        raise NotFound()
     if locked.version != version:
         raise VersionConflict(current_version=locked.version)
     version_check_room(version)

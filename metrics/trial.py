@@ -14,8 +14,8 @@ import time
 
 from django.conf import settings
 
-from logfleet.errors import Invalid, TooLarge
-from metrics import engine
+from logfleet.errors import TooLarge
+from metrics import engine, services
 
 MAX_RESULTS = 100
 MAX_MATCHES = 1000
@@ -26,12 +26,9 @@ clock = time.monotonic  # tests replace it to move time without waiting
 
 def rules_compile(metrics) -> list[engine.Rule]:
     """The rules of a request or a stored config; a stored rule that the current bounds refuse
-    (it was saved before them) is a 400 naming it, like a rule sent in the body."""
-    try:
-        return engine.compile_rules(metrics)[1]
-    except engine.RuleError as exc:
-        details = {f"metrics.{key}" if key else "metrics": message for key, message in exc.errors.items()}
-        raise Invalid("The config's rules are not valid under the current limits", details=details) from None
+    (it was saved before them) is refused naming it, like a rule sent in the body."""
+    message = "The config's rules are not valid under the current limits"
+    return services.metric_rules_compile(metrics=metrics, message=message)[1]
 
 
 def _json_size(value) -> int:

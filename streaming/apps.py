@@ -9,8 +9,7 @@ class StreamingConfig(AppConfig):
 
         from agents.models import Agent
         from metrics import dashboard
-        from streaming import services
-        from streaming.models import StreamSession
+        from streaming import selectors, services
 
         def end_sessions_of_deleted_agent(sender, instance, **kwargs):
             services.sessions_end_for_deleted_agent(agent=instance)
@@ -20,7 +19,5 @@ class StreamingConfig(AppConfig):
         )
         dashboard.register_section(
             "streams",
-            lambda organization_id: {
-                "active": StreamSession.objects.open().filter(organization_id=organization_id).count()
-            },
+            lambda organization_id: {"active": selectors.sessions_open(organization_id=organization_id).count()},
         )

@@ -25,9 +25,9 @@ from apikeys import services as key_services
 from logfleet import realtime
 from logfleet.api.exceptions import domain_status
 from logfleet.api.parsers import NestedTooDeeply, may_hold_unstorable_text, strict_loads, unstorable_text
-from logfleet.errors import DomainError, Unauthenticated
-from streaming import services
-from streaming.models import OPEN_STATUSES, StreamSession
+from logfleet.errors import DomainError, NotFound, Unauthenticated
+from streaming import selectors, services
+from streaming.models import OPEN_STATUSES
 from streaming.outbox import Outbox
 
 logger = logging.getLogger("logfleet.streaming")
@@ -252,9 +252,10 @@ class CredentialSocket(RefusingConsumer):
 def _viewer_session(user, session_id: str):
     if user is None:
         return (Close.UNAUTHENTICATED, "A valid access token is required (?token=)"), None
-    session = StreamSession.objects.filter(pk=session_id, organization_id=user.organization_id).first()
-    if session is None:
-        return (Close.NOT_FOUND, "No such stream session"), None
+    try:
+        session = selectors.session_get(organization_id=user.organization_id, session_id=session_id)
+    except NotFound as missing:
+        return (Close.NOT_FOUND, missing.message), None
     if session.effective_status() not in OPEN_STATUSES:
         return (Close.GONE, "The stream session is over"), None
     return None, session
@@ -426,7 +427,7 @@ class AgentConsumer(CredentialSocket):
         if not await self.join_and_check(services.agent_group(agent.pk), realtime.api_key_group(principal.id)):
             return
         await self.accept()
-        instructions = await database_sync_to_async(services.agent_instructions)(agent.pk)
+        instructions = await database_sync_to_async(selectors.agent_instructions)(agent.pk)
         for item in instructions:
             if item["action"] == "start":
                 await self.send_json({"type": "stream.start", **{k: v for k, v in item.items() if k != "action"}})

@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.services import audit_record
@@ -25,6 +25,7 @@ from agents.models import Agent, AgentStatus
 from logfleet import shared_cache
 from logfleet.errors import Conflict, Gone, Invalid, NotFound, Unavailable
 from streaming.models import OPEN_STATUSES, EndReason, SessionStatus, StreamSession
+from streaming.selectors import INSTRUCTIONS_TTL, instruction, instructions_key
 
 logger = logging.getLogger("logfleet.streaming")
 
@@ -35,8 +36,6 @@ MAX_MESSAGE_BYTES = 65_536
 MAX_METADATA_KEYS = 32  # keys of each object, items of each list
 MAX_METADATA_DEPTH = 4  # levels of objects and lists, the metadata object being the first
 MAX_METADATA_BYTES = 8192  # as compact JSON
-RECENTLY_ENDED = timedelta(minutes=5)
-INSTRUCTIONS_TTL = 10  # seconds the heartbeat's stream instructions may be served from the cache
 
 
 def session_group(session_id) -> str:
@@ -61,48 +60,6 @@ def _group_send(group: str, message: dict, *, required: bool = False) -> None:
 def _require_channel_layer() -> None:
     """Refuse to start a session that could not deliver anything (Redis down)."""
     _group_send("logfleet.health", {"type": "health.check"}, required=True)
-
-
-def instruction(session: StreamSession, action: str) -> dict:
-    return {
-        "session_id": str(session.id),
-        "action": action,
-        "filters": session.filters,
-        "filter_query": session.filter_query,
-        "expires_at": session.expires_at.isoformat().replace("+00:00", "Z"),
-    }
-
-
-# --- the heartbeat's instructions ----------------------------------------------------------
-
-
-def instructions_key(agent_id) -> str:
-    return f"stream-instructions:{agent_id}"
-
-
-def agent_instructions(agent_id) -> list[dict]:
-    """`start` for every open session of the agent, `stop` for those that ended in the last 5 minutes.
-
-    Cached briefly in the shared cache (heartbeats are the hot path); every change to the agent's
-    sessions drops the cached list.
-    """
-    return shared_cache.read_through(instructions_key(agent_id), lambda: _instructions(agent_id), INSTRUCTIONS_TTL)
-
-
-def _instructions(agent_id) -> list[dict]:
-    now = timezone.now()
-    sessions = (
-        StreamSession.objects.filter(agent_ref=agent_id)
-        .filter(Q(status__in=OPEN_STATUSES) | Q(stopped_at__gte=now - RECENTLY_ENDED))
-        .order_by("started_at", "id")
-    )
-    result = []
-    for session in sessions:
-        if session.effective_status(now) in OPEN_STATUSES:
-            result.append(instruction(session, "start"))
-        elif (session.stopped_at or session.expires_at) >= now - RECENTLY_ENDED:
-            result.append(instruction(session, "stop"))
-    return result
 
 
 def _sessions_changed(agent_id) -> None:

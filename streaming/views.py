@@ -7,8 +7,8 @@ from rest_framework.response import Response
 from agents.models import Agent
 from logfleet.api.client import client_ip
 from logfleet.api.permissions import MemberWrites
-from logfleet.api.views import BaseGenericViewSet, validated_body, validated_query
-from streaming import services
+from logfleet.api.views import BaseGenericViewSet, caller_organization_id, validated_body, validated_query
+from streaming import selectors, services
 from streaming.models import SessionStatus, StreamSession
 from streaming.serializers import (
     SessionFilterSerializer,
@@ -33,20 +33,16 @@ class StreamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
     rate_group = "streaming"
     permission_classes = [MemberWrites]
     serializer_class = StreamSessionSerializer
-    queryset = StreamSession.objects.order_by("-started_at", "-id")
 
     def get_queryset(self):
-        queryset = super().get_queryset()
-        if getattr(self, "swagger_fake_view", False):
-            return queryset
-        if self.action == "list":
-            data = validated_query(SessionFilterSerializer, self.request)
-            if "agent_id" in data:
-                queryset = queryset.filter(agent_ref=data["agent_id"])
-            if "status" in data:
-                # The effective status (derived as of now), so that a read never has to write.
-                queryset = queryset.with_effective_status(data["status"])
-        return queryset
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no caller
+            return StreamSession.objects.none()
+        filters = validated_query(SessionFilterSerializer, self.request) if self.action == "list" else {}
+        return selectors.session_list(
+            organization_id=caller_organization_id(self.request),
+            agent_id=filters.get("agent_id"),
+            status=filters.get("status"),
+        )
 
     def _started_body(self, session) -> dict:
         data = StreamSessionSerializer(session, context={"request": self.request}).data

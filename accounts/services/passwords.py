@@ -23,7 +23,9 @@ from logfleet import mailer
 from logfleet.errors import Invalid
 
 
-def _validate_new_password(password: str, user: User, field: str) -> None:
+def password_check(password: str, user: User, *, field: str) -> None:
+    """The one rule for a new password (Django's validators, AUTH_PASSWORD_VALIDATORS): Invalid
+    naming `field` with every reason it is refused."""
     try:
         validate_password(password, user)
     except DjangoValidationError as exc:
@@ -36,7 +38,7 @@ def password_change(
 ) -> tokens.TokenPair:
     if not user.check_password(current_password):
         raise Invalid(details={"current_password": "The current password is not correct"})
-    _validate_new_password(new_password, user, "new_password")
+    password_check(new_password, user, field="new_password")
     user.set_password(new_password)
     user.save(update_fields=["password"])  # ends every session of the user (accounts.signals)
     audit_record(
@@ -129,7 +131,7 @@ def password_reset_confirm(*, token: str, new_password: str, ip_address: str | N
     user = record.user
     if user.status == UserStatus.DEACTIVATED:
         raise invalid
-    _validate_new_password(new_password, user, "new_password")
+    password_check(new_password, user, field="new_password")
     # Single use, even against a concurrent confirm of the same token.
     if not PasswordToken.objects.filter(pk=record.pk, used_at__isnull=True).update(used_at=now):
         raise invalid

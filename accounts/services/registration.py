@@ -16,6 +16,7 @@ from accounts.models import (
     User,
 )
 from accounts.services.audit import audit_record
+from accounts.services.passwords import password_check
 from accounts.services.sessions import session_end, session_start, sessions_end_all
 from logfleet.errors import Conflict, InvalidCredentials
 
@@ -54,6 +55,7 @@ def email_taken(email: str, *, exclude: User | None = None) -> bool:
 def organization_register(
     *, organization_name: str, email: str, password: str, name: str, ip_address: str | None
 ) -> tuple[User, tokens.TokenPair]:
+    password_check(password, User(email=email, name=name), field="password")
     if email_taken(email):
         raise Conflict("An account with this email already exists", details={"email": "already registered"})
     organization = _organization_create(name=organization_name)

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import AuditEvent, AuthSession, PasswordToken, Role, User, UserStatus
-from accounts.tests.factories import PASSWORD, UserFactory
+from accounts.tests.factories import PASSWORD, OperatorFactory, UserFactory
 from logfleet import mailer
 from logfleet.testing import assert_error
 
@@ -329,7 +329,7 @@ def test_a_short_reset_ttl_is_said_in_seconds_and_holds(admin_user, settings, cl
 
 
 def test_an_operator_account_is_told_it_is_for_the_admin(db):
-    User.objects.create_superuser("ops@example.com", "Operator-passw0rd")
+    OperatorFactory(email="ops@example.com", password="Operator-passw0rd")
     r = APIClient().post(LOGIN, {"email": "ops@example.com", "password": "Operator-passw0rd"}, format="json")
     assert "operator account" in assert_error(r, 401, "authentication_failed")["message"]
     wrong = APIClient().post(LOGIN, {"email": "ops@example.com", "password": "wrong"}, format="json")

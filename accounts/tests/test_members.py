@@ -5,7 +5,7 @@ from django.core import mail
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent, Role, User, UserStatus
-from accounts.tests.factories import UserFactory
+from accounts.tests.factories import AuditEventFactory, UserFactory
 from logfleet.testing import ResourceBattery, assert_error
 
 pytestmark = pytest.mark.django_db
@@ -113,7 +113,7 @@ def test_an_invited_member_cannot_be_activated_by_an_admin(admin_client, org):
 
 def test_deleting_a_member_keeps_their_email_in_the_audit_log(admin_client, member_user, member_client, org):
     member_client.patch("/api/v1/auth/me", {"name": "Soon gone"}, format="json")
-    AuditEvent.objects.create(
+    AuditEventFactory(
         organization=org,
         action="test.before",
         actor_type="user",

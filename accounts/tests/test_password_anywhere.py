@@ -2,9 +2,8 @@
 
 import pytest
 from django.conf import settings
-from django.test import Client
 
-from accounts.models import AuthSession, User
+from accounts.models import AuthSession
 from bench.live import database_url_of_test_db
 from conftest import client_for
 from logfleet.testing import assert_error, manage_py
@@ -12,13 +11,10 @@ from logfleet.testing import assert_error, manage_py
 NEW_PASSWORD = "An0ther-sturdy-passphrase"
 
 
-def test_a_password_set_in_the_admin_ends_the_users_sessions(db, admin_user):
+def test_a_password_set_in_the_admin_ends_the_users_sessions(admin_user, operator_client):
     api = client_for(admin_user)
     assert api.get("/api/v1/auth/me").status_code == 200
-    operator = User.objects.create_superuser("ops@example.com", "Operator-passw0rd")
-    admin = Client()
-    admin.force_login(operator)
-    r = admin.post(
+    r = operator_client.post(
         f"/admin/accounts/user/{admin_user.pk}/password/", {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
     )
     assert r.status_code == 302, r.content[:500]

@@ -1,21 +1,11 @@
 import re
 
 import pytest
-from django.test import Client
 from rest_framework.test import APIClient
 
-from accounts.models import User
 from apikeys.models import APIKey
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator_client():
-    operator = User.objects.create_superuser("ops@example.com", "Operator-passw0rd")
-    client = Client()
-    client.force_login(operator)
-    return client
 
 
 def test_a_key_created_in_the_admin_shows_its_raw_value_once(operator_client, org):

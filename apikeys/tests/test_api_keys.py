@@ -6,7 +6,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent, Role
-from agents.models import Agent
+from agents.tests.factories import AgentFactory
 from apikeys import keys
 from apikeys.models import APIKey
 from apikeys.tests.factories import make_key
@@ -208,7 +208,7 @@ def test_list_filters_by_status(admin_client, org):
 
 def test_last_used_is_written_at_most_once_a_minute(org, django_assert_num_queries):
     key, raw = make_key(org, permissions=["edge:heartbeat"])
-    agent = Agent.objects.create(organization=org, name="a")
+    agent = AgentFactory(organization=org)
     client = key_client(raw)
     url = f"/api/v1/edge/agents/{agent.pk}/heartbeat"
     assert client.post(url, {"status": "online"}, format="json").status_code == 200

@@ -1,4 +1,4 @@
 from edge.agent.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(prog="python -m edge.agent"))

@@ -1,4 +1,4 @@
-"""`python -m edge.agent`: options from the command line or the environment."""
+"""`logfleet-agent` (installed) or `python -m edge.agent`: options from the command line or the environment."""
 
 import argparse
 import logging
@@ -23,10 +23,10 @@ def _number(value: str | None) -> float | None:
     return float(value) if value else None
 
 
-def parse(argv=None) -> tuple[Options, str]:
+def parse(argv=None, prog: str | None = None) -> tuple[Options, str]:
     env = os.environ
     parser = argparse.ArgumentParser(
-        prog="python -m edge.agent",
+        prog=prog,
         description="The LogFleet edge agent. Precedence: an option given here (or in its environment variable) "
         "wins over the same setting in the server's agent config, and the agent logs which value it uses; a "
         "setting given only by the server applies as the server says.",
@@ -113,8 +113,9 @@ def parse(argv=None) -> tuple[Options, str]:
     return options, args.log_level
 
 
-def main(argv=None) -> int:
-    options, level = parse(argv)
+def main(argv=None, prog: str | None = None) -> int:
+    """The console script `logfleet-agent`; without `prog`, argparse names the program after the script."""
+    options, level = parse(argv, prog)
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     agent = Agent(options)
 

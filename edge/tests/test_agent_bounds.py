@@ -12,8 +12,8 @@ from rest_framework.test import APIClient
 from apikeys.tests.factories import make_key
 from edge.agent.agent import Agent, Options
 from edge.agent.client import EdgeClient, RequestFailed, ServerUnavailable
-from metrics import engine, services
-from metrics.tests.helpers import NGINX_LINES, nginx_example
+from metrics import engine
+from metrics.tests.helpers import NGINX_LINES, config_saved_before_the_bounds, nginx_example
 
 pytestmark = pytest.mark.django_db
 
@@ -99,11 +99,8 @@ def test_the_agent_skips_lines_too_long_to_match_and_pushes_values_ingestion_acc
 
 
 def test_the_agent_reports_a_stored_rule_over_the_bounds_and_runs_the_others(org, member_client, start_agent, caplog):
-    # Saved before the bounds existed: the service stores what it is given.
     too_complex = {"name": "slow", "type": "counter", "pattern": "(.*)" * 600 + "$"}
-    services.metric_config_create(
-        organization=org, actor=None, **{**nginx_example(), "metrics": [*nginx_example()["metrics"], too_complex]}
-    )
+    config_saved_before_the_bounds(organization=org, metrics=[*nginx_example()["metrics"], too_complex])
     caplog.set_level(logging.INFO, logger="logfleet.agent")
     agent = start_agent()
     assert "1 rule error(s)" in caplog.text

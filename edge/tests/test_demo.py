@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from apikeys.models import APIKey
 
 pytestmark = pytest.mark.django_db
 
@@ -44,3 +45,12 @@ def test_the_demo_refuses_a_deployment_unless_forced(settings):
         demo()
     assert not User.objects.filter(email="demo@example.com").exists()
     assert "Demo ready" in demo("--force", "--password", "a chosen demo passphrase")
+
+
+def test_a_refusal_of_the_services_is_a_command_error_and_changes_nothing(settings):
+    demo()
+    settings.MAX_API_KEYS_PER_ORG = 1  # the first run's key is the one
+    with pytest.raises(CommandError, match="at most 1 active API keys"):
+        demo("--password", "another demo passphrase")
+    assert APIKey.objects.count() == 1
+    assert not User.objects.get(email="demo@example.com").check_password("another demo passphrase")

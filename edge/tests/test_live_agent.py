@@ -26,7 +26,6 @@ from apikeys.tests.factories import make_key
 from bench.live import LiveServer, http_json
 from conftest import client_for
 from edge.agent.loggen import line
-from metrics import engine
 from metrics import services as metric_services
 from metrics.examples import nginx_example
 from metrics.models import MetricBatch
@@ -71,9 +70,7 @@ def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org
     user = UserFactory(organization=org, role=Role.ADMIN)
     token = client_for(user).tokens.token
     _key, raw_key = make_key(org)
-    example = nginx_example()
-    normalized, _rules = engine.compile_rules(example["metrics"])
-    metric_services.metric_config_create(organization=org, actor=user, **{**example, "metrics": normalized})
+    metric_services.metric_config_create(organization=org, actor=user, **nginx_example())
     agent = agent_services.agent_create(organization=org, name="store-01", actor=user)
     agent_services.agent_config_update(
         agent=agent,

@@ -1,7 +1,8 @@
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from logfleet.errors import MAX_VERSION
+from logfleet import labels
+from logfleet.errors import MAX_VERSION, Invalid
 
 
 class UTCDateTimeField(serializers.DateTimeField):
@@ -32,3 +33,43 @@ class VersionField(serializers.IntegerField):
         kwargs.setdefault("max_value", MAX_VERSION)
         kwargs.setdefault("help_text", "The version you read (optimistic locking)")
         super().__init__(**kwargs)
+
+
+class RuleField(serializers.JSONField):
+    """A JSON value whose rule is a plain function of the app that writes it (`rule(value)` returns
+    the value as stored or raises errors.Invalid naming paths inside the value, "" for the value
+    itself). The service calls the same rule; here its problems land under the field, beside the
+    serializer's other errors, as DRF's own would."""
+
+    @staticmethod
+    def rule(value):
+        raise NotImplementedError
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            return self.rule(value)
+        except Invalid as exc:
+            details = exc.details or {"": exc.message}
+            if set(details) == {""}:
+                raise serializers.ValidationError(details[""]) from None
+            # "non_field_errors" is how the envelope names the value itself (logfleet.api.exceptions).
+            nested = {path or "non_field_errors": problem for path, problem in details.items()}
+            raise serializers.ValidationError(nested) from None
+
+
+class LabelFiltersField(serializers.ListField):
+    """`?label=key:value`, repeatable, as ((key, value), ...) (logfleet.labels: one parser for every app)."""
+
+    def __init__(self, *, key_re, **kwargs):
+        kwargs.setdefault("child", serializers.CharField(max_length=labels.MAX_FILTER_LENGTH))
+        kwargs.setdefault("max_length", labels.MAX_FILTERS)
+        kwargs.setdefault("required", False)
+        self.key_re = key_re
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return labels.parse_label_filters(super().to_internal_value(data), key_re=self.key_re)
+        except Invalid:
+            raise serializers.ValidationError(labels.FILTER_MESSAGE) from None

@@ -27,6 +27,12 @@ def as_json(value) -> str:
 
 
 @register.filter
+def brief(value) -> str:
+    """A value on one line: text as it is, anything else as compact JSON (an audit event's details)."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(", ", ": "), sort_keys=True)
+
+
+@register.filter
 def ago(moment: datetime | None) -> str:
     """'12 s ago', '5 min ago', '3 h ago', '2 d ago'; 'never' for None."""
     if moment is None:

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from accounts.models import User
+from accounts.tests.factories import OperatorFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def limits(settings):
 
 @pytest.fixture
 def operator(db):
-    return User.objects.create_superuser("ops@example.com", "Operator-passw0rd")
+    return OperatorFactory(email="ops@example.com", password="Operator-passw0rd")
 
 
 def admin_login(username="ops@example.com", password="wrong", ip="10.0.0.1"):

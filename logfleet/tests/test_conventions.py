@@ -325,13 +325,7 @@ def test_a_token_without_its_scheme_is_told_what_the_header_must_be(admin_client
     assert "Bearer" in assert_error(r, 401, "not_authenticated")["message"]
 
 
-def test_the_admins_view_site_link_leads_to_a_page(db):
-    from django.test import Client
-
-    from accounts.models import User
-
-    operator = Client()
-    operator.force_login(User.objects.create_superuser("ops@example.com", "Operator-passw0rd"))
-    page = operator.get("/admin/").content.decode()
+def test_the_admins_view_site_link_leads_to_a_page(operator_client):
+    page = operator_client.get("/admin/").content.decode()
     link = re.search(r'<a href="([^"]+)">View site</a>', page).group(1)
     assert APIClient().get(link).status_code == 200, link

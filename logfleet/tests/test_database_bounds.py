@@ -17,7 +17,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
@@ -33,6 +33,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent, AuthSession, Organization, PasswordToken, User
 from accounts.services import audit_record, registration
+from accounts.tests.factories import OperatorFactory, OrganizationFactory, PasswordTokenFactory, UserFactory
 from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.models import APIKey
@@ -44,6 +45,7 @@ from logfleet.testing import assert_error
 from metrics.ingest import BIGINT_MAX
 from metrics.models import MetricBatch, MetricConfig, Rollup, Sample, Series
 from streaming.models import StreamSession
+from streaming.tests.factories import StreamSessionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -108,8 +110,7 @@ class World:
         self.admin = admin_client
         self.member = member_client
         self.anon = APIClient()
-        self.agent = AgentFactory(organization=org, name="store-01", labels={"env": "prod"})
-        Agent.objects.filter(pk=self.agent.pk).update(last_heartbeat_at=timezone.now(), reported_status="online")
+        self.agent = AgentFactory(organization=org, name="store-01", labels={"env": "prod"}, online=True)
         self.key, raw = make_key(org, permissions=EDGE_PERMISSIONS)
         self.edge = APIClient()
         self.edge.credentials(HTTP_X_API_KEY=raw)
@@ -572,15 +573,7 @@ def session_url(world) -> str:
 
 
 def open_session(world) -> StreamSession:
-    now = timezone.now()
-    return StreamSession.objects.create(
-        organization=world.org,
-        agent=world.agent,
-        agent_ref=world.agent.pk,
-        timeout_seconds=300,
-        started_at=now,
-        expires_at=now + timedelta(seconds=300),
-    )
+    return StreamSessionFactory(agent=world.agent, timeout_seconds=300)
 
 
 def sample(**fields) -> dict:
@@ -917,7 +910,7 @@ def test_a_histograms_running_count_stops_at_what_a_bigint_holds(world):
 
 @pytest.fixture
 def operator(db):
-    user = User.objects.create_superuser("root@example.com", PASSWORD)
+    user = OperatorFactory()
     client = Client()
     client.force_login(user)
     client.user = user
@@ -935,9 +928,7 @@ def split_time(name: str, value: datetime | None) -> dict:
 def admin_objects(world) -> dict:
     """One object of each model, for its change form."""
     assert push(world, [sample(name="gauge")], batch_id="batch-1").status_code == 202
-    token = PasswordToken.objects.create(
-        user=world.member.user, purpose="reset", token_hash="0" * 64, expires_at=timezone.now() + timedelta(hours=1)
-    )
+    token = PasswordTokenFactory(user=world.member.user)
     event = audit_record(organization=world.org, action="test.event", actor=world.member.user)
     return {
         Organization: world.org,
@@ -952,13 +943,7 @@ def admin_objects(world) -> dict:
         MetricBatch: MetricBatch.objects.get(batch_id="batch-1"),
         Sample: Sample.objects.first(),
         Rollup: Rollup.objects.first(),
-        StreamSession: StreamSession.objects.create(
-            organization=world.org,
-            agent=world.agent,
-            agent_ref=world.agent.pk,
-            timeout_seconds=60,
-            expires_at=timezone.now() + timedelta(minutes=1),
-        ),
+        StreamSession: StreamSessionFactory(agent=world.agent, timeout_seconds=60),
     }
 
 
@@ -999,6 +984,15 @@ ADMIN_DATA = {
         "name": obj.name if obj else "new-agent",
         "description": obj.description if obj else "",
     },
+    MetricConfig: lambda w, obj: {
+        "organization": w.org.pk,
+        "name": "new-config",
+        "description": "",
+        "log_source": "*",
+        "enabled": "on",
+        "agent_selector": "{}",
+        "metrics": json.dumps([RULE]),
+    },
 }
 
 
@@ -1014,7 +1008,7 @@ def bounded_fields(form_class) -> dict:
 def value_of_length(field, length: int, tag: str) -> str:
     if isinstance(field, forms.EmailField):
         return email(length, tag)
-    if isinstance(field, forms.SlugField):
+    if isinstance(field, (forms.SlugField, forms.RegexField)):  # a log source: [a-z0-9_-]
         return (tag + "s" * length)[:length]
     return (tag + text(length))[:length]
 
@@ -1077,6 +1071,9 @@ def test_admin_forms_refuse_values_past_their_bounds_and_save_values_at_them(wor
             "Agent.description (add)",
             "Agent.name",
             "Agent.description",
+            "MetricConfig.name (add)",
+            "MetricConfig.description (add)",
+            "MetricConfig.log_source (add)",
         ]
     )
 
@@ -1085,7 +1082,7 @@ def test_admin_user_forms_check_the_email_as_it_is_stored(world, operator):
     """Emails are stored lower-case: another case of a taken one is an error beside the field, not the
     unique index's 500 (the model form's own check compared the case typed)."""
     taken = world.member.user.email.upper()
-    other = User.objects.create_user(email="other@example.com", password=PASSWORD, name="O", organization=world.org)
+    other = UserFactory(email="other@example.com", name="O", organization=world.org)
     before = database_rows()
     for obj in (None, other):
         r = operator.post(admin_url(User, obj), {**ADMIN_DATA[User](world, obj), "email": taken})
@@ -1166,7 +1163,7 @@ def test_organization_slugs_derived_from_the_longest_names_are_unique_and_fit(wo
 def test_a_slug_taken_meanwhile_is_picked_again(world, monkeypatch):
     """Two registrations of one name at once can pick the same free slug: the one the unique index
     refuses picks again (it was a 500)."""
-    Organization.objects.create(name="Acme", slug="acme")
+    OrganizationFactory(name="Acme", slug="acme")
     real = registration._unique_slug
     answers = iter(["acme"])  # what the other registration's check saw before it committed
     monkeypatch.setattr(registration, "_unique_slug", lambda name: next(answers, None) or real(name))

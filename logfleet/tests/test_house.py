@@ -33,6 +33,25 @@ def test_no_product_module_imports_the_benchmarks():
     assert offenders == []
 
 
+# Where DRF belongs: the API layer. Everything else (services, models, admin, commands, consumers,
+# the edge's hand-written body checks) raises logfleet.errors, which each caller maps in one place.
+DRF_LAYER = ("views.py", "serializers.py", "urls.py", "authentication.py", "query_params.py")
+DRF_PACKAGES = ("logfleet/api/",)
+DRF_MODULES = ("logfleet/settings.py", "logfleet/testing.py", "logfleet/views.py")
+
+
+def test_only_the_api_layer_speaks_drf():
+    base = Path(settings.BASE_DIR)
+    offenders = []
+    for path in product_modules():
+        relative = path.relative_to(base).as_posix()
+        if path.name in DRF_LAYER or relative in DRF_MODULES or relative.startswith(DRF_PACKAGES):
+            continue
+        if any(name == "rest_framework" or name.startswith("rest_framework.") for name in imported_modules(path)):
+            offenders.append(relative)
+    assert offenders == []
+
+
 def test_every_benchmark_command_lives_in_bench():
     benchmarks = {name: app for name, app in get_commands().items() if name.startswith("bench_")}
     assert set(benchmarks) == {"bench_edge", "bench_load", "bench_metrics", "bench_pages", "bench_stream"}

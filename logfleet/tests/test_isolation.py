@@ -5,27 +5,23 @@ Every API route must be listed in ROUTES: a new endpoint that is not covered fai
 """
 
 import re
-from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.urls import URLResolver, get_resolver
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Role
 from accounts.tests.factories import UserFactory
-from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.keys import PERMISSIONS
 from apikeys.tests.factories import make_key
 from conftest import client_for
 from logfleet.asgi import application
-from metrics import engine
 from metrics import services as metric_services
 from metrics.examples import nginx_example
-from streaming.models import StreamSession
+from streaming.tests.factories import StreamSessionFactory
 
 ANY = object()  # a route without the other organization's objects in it (own data or public)
 
@@ -113,22 +109,9 @@ def test_every_api_route_is_covered_by_the_walk():
 
 @pytest.fixture
 def victim(org, admin_user):
-    agent = AgentFactory(organization=org)
-    Agent.objects.filter(pk=agent.pk).update(last_heartbeat_at=timezone.now(), reported_status="online")
-    example = nginx_example()
-    normalized, _ = engine.compile_rules(example["metrics"])
-    config = metric_services.metric_config_create(
-        organization=org, actor=admin_user, **{**example, "metrics": normalized}
-    )
-    now = timezone.now()
-    session = StreamSession.objects.create(
-        organization=org,
-        agent=agent,
-        agent_ref=agent.pk,
-        timeout_seconds=600,
-        started_at=now,
-        expires_at=now + timedelta(minutes=10),
-    )
+    agent = AgentFactory(organization=org, online=True)
+    config = metric_services.metric_config_create(organization=org, actor=admin_user, **nginx_example())
+    session = StreamSessionFactory(agent=agent, timeout_seconds=600)
     return {
         "agent": str(agent.pk),
         "key": str(make_key(org)[0].pk),
@@ -201,15 +184,7 @@ def test_lists_of_another_organization_hold_none_of_its_objects(victim, other_ad
 @pytest.mark.django_db(transaction=True)
 def test_websockets_of_another_organization_are_refused(org, other_org):
     agent = AgentFactory(organization=org)
-    now = timezone.now()
-    session = StreamSession.objects.create(
-        organization=org,
-        agent=agent,
-        agent_ref=agent.pk,
-        timeout_seconds=600,
-        started_at=now,
-        expires_at=now + timedelta(minutes=10),
-    )
+    session = StreamSessionFactory(agent=agent, timeout_seconds=600)
     token = client_for(UserFactory(organization=other_org)).tokens.token
     key = make_key(other_org)[1]
 

@@ -1,9 +1,7 @@
 """Read-only and privileged fields in a body are ignored, on every writable resource."""
 
 import pytest
-from django.utils import timezone
 
-from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from metrics.examples import nginx_example
 
@@ -56,8 +54,7 @@ def test_agents_ignore_status_and_reported_fields(member_client, org):
 
 
 def test_stream_sessions_ignore_status_counters_and_creator(member_client, member_user, org):
-    agent = AgentFactory(organization=org)
-    Agent.objects.filter(pk=agent.pk).update(last_heartbeat_at=timezone.now(), reported_status="online")
+    agent = AgentFactory(organization=org, online=True)
     r = member_client.post(
         "/api/v1/stream/start",
         {

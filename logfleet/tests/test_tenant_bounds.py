@@ -9,12 +9,13 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent
-from accounts.services import audit_record
+from accounts.tests.factories import AuditEventFactory
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import make_key
 from logfleet.testing import assert_error
 from metrics.examples import nginx_example
 from streaming.models import StreamSession
+from streaming.tests.factories import StreamSessionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -75,23 +76,9 @@ def test_metric_names_per_agent_are_bounded(org, settings):
 def test_prune_history_deletes_old_audit_events_and_stream_sessions(org):
     agent = AgentFactory(organization=org)
     long_ago = timezone.now() - timedelta(days=400)
-    old = audit_record(organization=org, action="agent.updated", target_type="agent", target_id=agent.pk)
-    AuditEvent.objects.filter(pk=old.pk).update(created_at=long_ago)
-    StreamSession.objects.create(
-        organization=org,
-        agent=agent,
-        agent_ref=agent.pk,
-        timeout_seconds=60,
-        started_at=long_ago,
-        expires_at=long_ago + timedelta(minutes=1),
-    )
-    recent = StreamSession.objects.create(
-        organization=org,
-        agent=agent,
-        agent_ref=agent.pk,
-        timeout_seconds=60,
-        expires_at=timezone.now() + timedelta(minutes=1),
-    )
+    old = AuditEventFactory(organization=org, action="agent.updated", created_at=long_ago)
+    StreamSessionFactory(agent=agent, timeout_seconds=60, started_at=long_ago)
+    recent = StreamSessionFactory(agent=agent, timeout_seconds=60)
     kept = set(AuditEvent.objects.exclude(pk=old.pk).values_list("pk", flat=True))
     out = io.StringIO()
     call_command("prune_history", stdout=out)

@@ -15,6 +15,7 @@ from accounts.tests.factories import OrganizationFactory, UserFactory
 from agents.tests.factories import AgentFactory
 from metrics.ingest import ingest
 from metrics.models import MetricConfig
+from metrics.tests.factories import MetricConfigFactory
 from metrics.tests.helpers import NGINX_LINES, nginx_example
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
@@ -146,7 +147,7 @@ def test_rules_are_tried_on_sample_lines_before_they_are_saved(page_as):
 
 def test_a_viewer_sees_no_controls_that_write_and_a_post_is_refused(page_as):
     organization = OrganizationFactory()
-    config = MetricConfig.objects.create(organization=organization, name="nginx", metrics=[], hash="h")
+    config = MetricConfigFactory(organization=organization, name="nginx")
     page = page_as(UserFactory(organization=organization, role=Role.VIEWER))
     page.goto("/rules")
     table = page.get_by_role("table", name="Metric configs")

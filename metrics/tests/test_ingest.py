@@ -125,10 +125,17 @@ def test_timestamps_may_be_unix_seconds(push, agent):
 
 
 def test_whole_batch_errors_are_400(push, agent, edge_client):
-    assert "samples" in assert_error(push(agent, [counter()] * 10_001), 400)["details"]
-    assert "batch_id" in assert_error(push(agent, [counter()], batch_id="x" * 129), 400)["details"]
-    missing = edge_client.post(f"/api/v1/edge/agents/{agent.pk}/metrics", {"batch_id": "x"}, format="json")
-    assert "samples" in assert_error(missing, 400)["details"]
+    too_many = assert_error(push(agent, [counter()] * 10_001), 400, "validation_error")
+    assert too_many["details"] == {"samples": "at most 10000 samples per batch"}, too_many
+    long_id = assert_error(push(agent, [counter()], batch_id="x" * 129), 400, "validation_error")
+    assert long_id["details"] == {"batch_id": "must be a string of 1 to 128 characters"}, long_id
+    url = f"/api/v1/edge/agents/{agent.pk}/metrics"
+    missing = assert_error(edge_client.post(url, {"batch_id": 7}, format="json"), 400, "validation_error")
+    assert missing["details"] == {
+        "samples": "must be a list of samples",
+        "batch_id": "must be a string of 1 to 128 characters",
+    }, missing
+    assert missing["message"] == "Invalid request parameters"
     assert Sample.objects.count() == 0 and MetricBatch.objects.count() == 0
 
 

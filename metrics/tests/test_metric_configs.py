@@ -1,6 +1,7 @@
 import pytest
 
 from accounts.models import AuditEvent, Role
+from logfleet.errors import NotFound
 from logfleet.testing import ResourceBattery, assert_error
 from metrics.tests.helpers import NGINX_LINES, nginx_example
 
@@ -168,6 +169,16 @@ def test_an_invalid_update_changes_nothing(member_client):
         "metrics.0.pattern" in assert_error(member_client.patch(url(created["id"]), bad, format="json"), 400)["details"]
     )
     assert member_client.get(url(created["id"])).json() == created
+
+
+def test_an_update_of_a_config_deleted_meanwhile_is_not_found(org):
+    """The view read the config, then another request deleted it before the update locked it."""
+    from metrics import services
+
+    config = services.metric_config_create(organization=org, actor=None, **nginx_example())
+    services.MetricConfig.objects.filter(pk=config.pk).delete()
+    with pytest.raises(NotFound):
+        services.metric_config_update(config=config, version=1, actor=None, enabled=False)
 
 
 def test_delete(member_client):

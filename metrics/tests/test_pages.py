@@ -11,21 +11,20 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.sessions.backends.db import SessionStore
 from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 
-from accounts import services as account_services
-from accounts.browser import SESSION_KEY
 from accounts.models import AuditEvent, Role
 from accounts.tests.factories import OrganizationFactory, UserFactory
 from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.models import APIKey
-from metrics import pages
+from logfleet.testing import browser_client
+from metrics import pages, services
 from metrics.ingest import ingest
 from metrics.models import MetricConfig
+from metrics.tests.factories import MetricConfigFactory
 from metrics.tests.helpers import NGINX_LINES, nginx_example
 
 pytestmark = pytest.mark.django_db
@@ -33,29 +32,19 @@ pytestmark = pytest.mark.django_db
 STEP = 60
 
 
-def signed_in(user) -> Client:
-    """A browser signed in as `user` (a LogFleet session, as the sign-in page starts one)."""
-    client = Client()
-    store = SessionStore()
-    store[SESSION_KEY] = str(account_services.session_start(user=user).session_id)
-    store.create()
-    client.cookies[settings.SESSION_COOKIE_NAME] = store.session_key
-    return client
-
-
 @pytest.fixture
 def admin_page(admin_user):
-    return signed_in(admin_user)
+    return browser_client(admin_user)
 
 
 @pytest.fixture
 def member_page(member_user):
-    return signed_in(member_user)
+    return browser_client(member_user)
 
 
 @pytest.fixture
 def viewer_page(viewer_user):
-    return signed_in(viewer_user)
+    return browser_client(viewer_user)
 
 
 def html(response) -> str:
@@ -180,7 +169,7 @@ def test_the_tiles_refresh_themselves_without_the_layout(viewer_page, org):
 
 def test_a_new_organization_is_shown_how_to_connect_its_first_agent(org, admin_user, member_user, viewer_user):
     for user in (admin_user, member_user, viewer_user):
-        page = html(signed_in(user).get("/"))
+        page = html(browser_client(user).get("/"))
         assert "Connect your first agent" in page and "Needs attention" not in page
         assert "python3 -m venv .agent-venv &amp;&amp; .agent-venv/bin/pip install google-re2==" in page
         run = re.search(r'<code id="cmd-run">(.*?)</code>', page).group(1)
@@ -444,19 +433,12 @@ def form_of(config: dict, **changes) -> dict:
 
 @pytest.fixture
 def config(org, member_user):
-    from metrics import engine, services
-
-    example = nginx_example()
-    example["metrics"] = engine.compile_rules(example["metrics"])[0]
-    return services.metric_config_create(organization=org, actor=member_user, **example)
+    return services.metric_config_create(organization=org, actor=member_user, **nginx_example())
 
 
 def test_the_rules_page_lists_the_configs(viewer_page, config, org, other_org, django_assert_max_num_queries):
-    MetricConfig.objects.create(organization=other_org, name="not-ours", metrics=[])
-    MetricConfig.objects.bulk_create(
-        MetricConfig(organization=org, name=f"extra-{i:02d}", metrics=[], agent_selector={"env": "prod"}, hash="h")
-        for i in range(55)
-    )
+    MetricConfigFactory(organization=other_org, name="not-ours")
+    MetricConfigFactory.create_batch(55, organization=org, agent_selector={"env": "prod"})
     with django_assert_max_num_queries(8):
         r = viewer_page.get("/rules")
     page = html(r)
@@ -569,7 +551,7 @@ def test_a_viewer_sees_no_controls_that_write_and_the_server_refuses_them(viewer
 
 
 def test_another_organizations_config_is_not_found(member_page, other_org):
-    elsewhere = MetricConfig.objects.create(organization=other_org, name="theirs", metrics=[])
+    elsewhere = MetricConfigFactory(organization=other_org, name="theirs")
     assert member_page.get(f"/rules/{elsewhere.pk}").status_code == 404
     assert member_page.post(f"/rules/{elsewhere.pk}/delete").status_code == 404
     assert member_page.post(f"/rules/{elsewhere.pk}/enabled", {"enabled": "false", "version": 1}).status_code == 404
@@ -599,12 +581,20 @@ def test_a_bad_pattern_in_the_test_names_the_field(viewer_page, viewer_client):
     rules = [{"name": "x", "type": "counter", "pattern": "(unclosed"}]
     r = viewer_page.post("/rules/test", {"metrics": json.dumps(rules), "lines": "a line"}, HTTP_HX_REQUEST="true")
     api = viewer_client.post("/api/v1/metric-configs/test", {"metrics": rules, "lines": ["a"]}, format="json").json()
-    assert r.status_code == 200 and 'role="alert"' in html(r)
+    assert r.status_code == 400 and 'role="alert"' in html(r)
     assert f"<code>metrics.0.pattern</code>: {api['details']['metrics.0.pattern']}" in unescape(html(r))
     r = viewer_page.post("/rules/test", {"metrics": "not json", "lines": "a"}, HTTP_HX_REQUEST="true")
-    assert "<code>metrics</code>: is not valid JSON" in html(r)
+    assert r.status_code == 400 and "<code>metrics</code>: is not valid JSON" in html(r)
     r = viewer_page.post("/rules/test", {"metrics": json.dumps(rules), "lines": "a"})
     assert r.status_code == 400 and "<html" in html(r)  # without htmx: a page of its own
+
+
+def test_a_test_too_large_to_run_says_so_in_the_region(viewer_page, settings):
+    settings.METRIC_TEST_MAX_WORK = 10
+    typed = {"metrics": json.dumps([{"name": "x", "type": "counter", "pattern": "a"}]), "lines": "a long line\n" * 5}
+    r = viewer_page.post("/rules/test", typed, HTTP_HX_REQUEST="true")
+    assert r.status_code == 400 and "This test would match" in html(r) and "the budget is 10" in html(r)
+    assert viewer_page.post("/rules/test", typed).status_code == 413  # without htmx: the API's status
 
 
 def test_the_pages_keep_to_the_content_security_policy(admin_page, traffic, config, org):
@@ -616,7 +606,7 @@ def test_the_pages_keep_to_the_content_security_policy(admin_page, traffic, conf
         for script in re.findall(r"<script[^>]*>", page):
             assert "src=" in script or 'type="application/json"' in script, (path, script)
         assert not re.search(r"\sstyle=|\son[a-z]+=|hx-on", page), path
-    empty = signed_in(UserFactory(organization=OrganizationFactory(), role=Role.ADMIN))
+    empty = browser_client(UserFactory(organization=OrganizationFactory(), role=Role.ADMIN))
     assert not re.search(r"\sstyle=|\son[a-z]+=|hx-on", html(empty.get("/")))
 
 

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import make_key
 from logfleet.testing import assert_error
+from metrics.tests.factories import MetricConfigFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -107,9 +108,9 @@ def test_histogram_percentiles(push, agent, viewer_client, base):
 
 def test_percentiles_are_only_for_histograms(push, agent, viewer_client, base):
     push(agent, [sample("req", "counter", base + 1, 1)])
-    assert (
-        "agg" in assert_error(query(viewer_client, name="req", start=base, end=base + STEP, agg="p99"), 400)["details"]
-    )
+    refused = assert_error(query(viewer_client, name="req", start=base, end=base + STEP, agg="p99"), 400)
+    assert refused["details"] == {"agg": "a counter supports sum, avg, min, max, count, rate"}, refused
+    assert refused["error"] == "validation_error" and refused["message"] == "Invalid request parameters"
 
 
 @pytest.mark.parametrize(
@@ -246,10 +247,14 @@ def test_dashboard_summary(push, two_agents, viewer_client, edge_client, org):
 
 
 def test_every_exported_family_has_help_from_its_rule_or_a_default(push, agent, viewer_client, org):
-    from metrics.models import MetricConfig
-
-    rule = {"name": "queue_depth", "type": "gauge", "description": "Jobs waiting\\nin the queue", "pattern": "q"}
-    MetricConfig.objects.create(organization=org, name="jobs", metrics=[rule])
+    rule = {
+        "name": "queue_depth",
+        "type": "gauge",
+        "description": "Jobs waiting\\nin the queue",
+        "pattern": "q=(\\d+)",
+        "value_capture": "$1",
+    }
+    MetricConfigFactory(organization=org, name="jobs", metrics=[rule])
     now = time.time()
     push(agent, [sample("queue_depth", "gauge", now - 60, 4.0), sample("req", "counter", now - 60, 1)])
     text = viewer_client.get("/api/v1/metrics/export").content.decode()

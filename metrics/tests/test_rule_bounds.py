@@ -5,8 +5,8 @@ import pytest
 
 from agents.tests.factories import AgentFactory
 from logfleet.testing import assert_error
-from metrics import engine, services, trial
-from metrics.tests.helpers import NGINX_LINES, nginx_example
+from metrics import engine, trial
+from metrics.tests.helpers import NGINX_LINES, config_saved_before_the_bounds, nginx_example
 
 pytestmark = pytest.mark.django_db
 
@@ -83,10 +83,7 @@ def test_real_rules_fit_the_bounds(member_client):
 
 
 def test_a_stored_rule_over_the_bounds_is_refused_when_tried(member_client, org):
-    # Saved before the bounds existed: the service stores what it is given.
-    config = services.metric_config_create(
-        organization=org, actor=None, **{**nginx_example(), "metrics": [GOOD, rule(SIX_HUNDRED_GROUPS)]}
-    )
+    config = config_saved_before_the_bounds(organization=org, metrics=[GOOD, rule(SIX_HUNDRED_GROUPS)])
     r = member_client.post(TEST, {"config_id": str(config.pk), "lines": ["a" * 1000]}, format="json")
     details = assert_error(r, 400, "validation_error")["details"]
     assert set(details) == {"metrics.1.pattern"} and "too complex" in details["metrics.1.pattern"], details

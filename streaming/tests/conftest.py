@@ -1,17 +1,13 @@
 import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
 
-from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import make_key
 
 
 @pytest.fixture
 def online_agent(org):
-    agent = AgentFactory(organization=org, name="store-01")
-    Agent.objects.filter(pk=agent.pk).update(last_heartbeat_at=timezone.now(), reported_status="online")
-    return agent
+    return AgentFactory(organization=org, name="store-01", online=True)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from accounts.tests.factories import UserFactory
-from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from apikeys.tests.factories import make_key
 from bench.live import LiveServer, http_json
@@ -32,11 +31,10 @@ ROOMY = {"LOGFLEET_RATE_STREAMING": "1000/m"}
 
 
 def online_agent(org):
-    agent = AgentFactory(organization=org)
-    Agent.objects.filter(pk=agent.pk).update(
-        last_heartbeat_at=timezone.now() + timedelta(minutes=5), reported_status="online"
+    # Seen "in the future": online for the whole test, however long the processes take to start.
+    return AgentFactory(
+        organization=org, last_heartbeat_at=timezone.now() + timedelta(minutes=5), reported_status="online"
     )
-    return agent
 
 
 async def closed(ws) -> tuple[int, str]:

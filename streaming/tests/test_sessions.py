@@ -8,6 +8,7 @@ from agents.models import Agent
 from agents.tests.factories import AgentFactory
 from logfleet.testing import ResourceBattery, assert_error
 from streaming.models import StreamSession
+from streaming.tests.factories import StreamSessionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -15,16 +16,7 @@ SESSIONS = "/api/v1/stream/sessions"
 
 
 def make_session(organization):
-    agent = AgentFactory(organization=organization)
-    now = timezone.now()
-    return StreamSession.objects.create(
-        organization=organization,
-        agent=agent,
-        agent_ref=agent.pk,
-        timeout_seconds=60,
-        started_at=now,
-        expires_at=now + timedelta(seconds=60),
-    ).pk
+    return StreamSessionFactory(agent__organization=organization, timeout_seconds=60).pk
 
 
 def test_stream_sessions_resource_battery(org, other_org, role_clients, online_agent, settings):
@@ -88,14 +80,12 @@ def test_an_offline_agent_cannot_stream_but_one_in_error_can(start, org):
     never_seen = AgentFactory(organization=org)
     body = assert_error(start(never_seen), 409, "conflict")
     assert body["details"]["agent_status"] == "offline"
-    failing = AgentFactory(organization=org)
-    Agent.objects.filter(pk=failing.pk).update(last_heartbeat_at=timezone.now(), reported_status="error")
+    failing = AgentFactory(organization=org, last_heartbeat_at=timezone.now(), reported_status="error")
     assert start(failing).status_code == 201
 
 
 def test_unknown_and_foreign_agents(start, member_client, other_org):
-    foreign = AgentFactory(organization=other_org)
-    Agent.objects.filter(pk=foreign.pk).update(last_heartbeat_at=timezone.now(), reported_status="online")
+    foreign = AgentFactory(organization=other_org, online=True)
     assert_error(start(foreign), 404, "not_found")
     assert (
         "agent_id"
@@ -109,8 +99,7 @@ def test_open_session_caps(start, org, online_agent, settings):
     settings.STREAM_MAX_ACTIVE_PER_ORG = 3
     assert start(online_agent).status_code == 201 and start(online_agent).status_code == 201
     assert_error(start(online_agent), 409, "conflict")
-    other = AgentFactory(organization=org)
-    Agent.objects.filter(pk=other.pk).update(last_heartbeat_at=timezone.now(), reported_status="online")
+    other = AgentFactory(organization=org, online=True)
     assert start(other).status_code == 201
     assert_error(start(other), 409, "conflict")
 

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.models import AuthSession, Role, User
+from accounts.models import AuthSession, Role
 from accounts.tests.factories import PASSWORD, OrganizationFactory
 from apikeys.tests.factories import make_key
 from conftest import client_for
@@ -131,16 +131,14 @@ def test_deleting_a_member_closes_their_viewer_sockets(start, online_agent, admi
 
 
 def test_an_operator_moving_a_user_to_another_organization_closes_their_viewer_sockets(
-    start, online_agent, member_user, member_client
+    start, online_agent, member_user, member_client, operator_client
 ):
     session_id = start(online_agent).json()["session_id"]
     elsewhere = OrganizationFactory()
-    operator = Client()
-    operator.force_login(User.objects.create_superuser("ops@example.com", "Operator-passw0rd"))
 
     async def body():
         ws = await watching(session_id, member_client.tokens.token)
-        r = await sync_to_async(operator.post)(
+        r = await sync_to_async(operator_client.post)(
             f"/admin/accounts/user/{member_user.pk}/change/",
             {
                 "email": member_user.email,

@@ -360,13 +360,9 @@ def test_the_agent_socket_answers_bad_frames_with_400_and_stays_open(start, onli
 
 
 def test_an_agent_socket_cannot_touch_another_agents_session(start, online_agent, org, member_client, stream_key):
-    from django.utils import timezone
-
-    from agents.models import Agent
     from agents.tests.factories import AgentFactory
 
-    other = AgentFactory(organization=org)
-    Agent.objects.filter(pk=other.pk).update(last_heartbeat_at=timezone.now(), reported_status="online")
+    other = AgentFactory(organization=org, online=True)
     others_session = start(other).json()["session_id"]
 
     async def body():

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from accounts.models import Organization, Role, User
 from apikeys import services as key_services
-from metrics import engine
+from logfleet.errors import DomainError, as_command_error
 from metrics import services as metric_services
 from metrics.examples import nginx_example
 from metrics.models import MetricConfig
@@ -66,19 +66,10 @@ class Command(BaseCommand):
         elif password:
             user.set_password(password)
             user.save(update_fields=["password"])
-        example = nginx_example()
-        if not MetricConfig.objects.filter(organization=organization, name=example["name"]).exists():
-            normalized, _rules = engine.compile_rules(example["metrics"])
-            metric_services.metric_config_create(
-                organization=organization, actor=user, **{**example, "metrics": normalized}
-            )
-        # A new key each run; the earlier ones are left alone, so an agent already running goes on.
-        _key, raw = key_services.api_key_create(
-            organization=organization,
-            name=KEY_NAME,
-            permissions=["edge:register", "edge:heartbeat", "edge:metrics", "edge:stream"],
-            actor=key_services.Actor(),
-        )
+        try:  # the services check what they write; a refusal (the organization's limit of keys) is said
+            raw = self._data(organization, user)
+        except DomainError as exc:
+            raise as_command_error(exc) from None
         log_file = Path(options["log_file"])
         python = ".venv/bin/python"
         self.stdout.write(self.style.SUCCESS("Demo ready."))
@@ -91,3 +82,17 @@ class Command(BaseCommand):
             f"   LOGFLEET_API_KEY={raw} {python} -m edge.agent --server {options['server'] or _default_server()} "
             f"--name store-01 --source nginx={log_file} --metrics-interval 10"
         )
+
+    def _data(self, organization, user) -> str:
+        """The demo's metric config (once) and a new agent key (each run: the earlier ones are left
+        alone, so an agent already running goes on); the new key's raw value."""
+        example = nginx_example()
+        if not MetricConfig.objects.filter(organization=organization, name=example["name"]).exists():
+            metric_services.metric_config_create(organization=organization, actor=user, **example)
+        _key, raw = key_services.api_key_create(
+            organization=organization,
+            name=KEY_NAME,
+            permissions=["edge:register", "edge:heartbeat", "edge:metrics", "edge:stream"],
+            actor=key_services.Actor(),
+        )
+        return raw

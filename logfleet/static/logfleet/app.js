@@ -23,9 +23,17 @@
       }
     }
   });
-  // A confirmation before a destructive submit: <form data-confirm="Revoke this key?">.
+  // A confirmation before a destructive submit: <form data-confirm="Revoke this key?">, or on the
+  // submit button (one form serving a button in every row: <button form="..." data-confirm="...">).
   document.addEventListener("submit", function (event) {
-    var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
+    var asker = event.submitter && event.submitter.hasAttribute("data-confirm") ? event.submitter : event.target;
+    var message = asker.getAttribute && asker.getAttribute("data-confirm");
     if (message && !window.confirm(message)) { event.preventDefault(); }
   }, true);
+  // A form answered 400 or 409 comes back with its messages beside the fields: swap it in like a
+  // success (htmx swaps no 4xx answer by default).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if (status === 400 || status === 409) { event.detail.shouldSwap = true; event.detail.isError = false; }
+  });
 })();

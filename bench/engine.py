@@ -1,7 +1,8 @@
-"""`python -m edge.agent.bench`: lines per second through the extraction engine on one core.
+"""`python -m bench.engine`: lines per second through the extraction engine on one core.
 
-Uses the published nginx example rules on generated access lines, and reports the memory the
-process holds afterwards.
+Uses the published nginx example rules on generated access lines (what the reference agent runs),
+and reports the memory the process holds afterwards. It needs no Django: run it anywhere the
+repository and google-re2 are.
 """
 
 import argparse
@@ -31,7 +32,7 @@ def measure(lines: list[str], rounds: int) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.agent.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__)
     parser.add_argument("--lines", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
