@@ -39,7 +39,7 @@ _LOCAL_INPUT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?\Z")
 
 def agg_choices(kind: str | None) -> list[tuple[str, str]]:
     if kind == "histogram":
-        return [(QUANTILES, "p50 / p90 / p99"), *((agg, agg) for agg in selectors.HISTOGRAM_AGGS)]
+        return [(QUANTILES, "p50/p90/p99"), *((agg, agg) for agg in selectors.HISTOGRAM_AGGS)]
     return [(agg, agg) for agg in selectors.SAMPLE_AGGS]
 
 
