@@ -9,15 +9,18 @@ deactivation) signs the browser out at its next click, and the role is always th
 """
 
 from functools import wraps
+from importlib import import_module
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from accounts.models import Role
-from accounts.services import session_open
+from accounts.services import auth_session_standing, session_open
+from logfleet import realtime
 from logfleet.errors import Unauthenticated
 from logfleet.pages import error_page, is_htmx
 
@@ -55,6 +58,42 @@ def signed_in(request: HttpRequest):
             request.session.flush()
     request._logfleet_signed_in = found
     return found
+
+
+# --- the same browser on the viewer WebSocket (streaming.consumers) ----------------------------
+
+BROWSER_SIGNED_OUT = "This browser is signed out; sign in again"
+
+
+def browser_session_id(session_key: str) -> str | None:
+    """The LogFleet session id that the Django session `session_key` (a session cookie's value)
+    holds, or None when that session is gone, expired or signed out."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    session_id = store.get(SESSION_KEY)
+    return str(session_id) if session_id else None
+
+
+def browser_authenticate(session_key: str):
+    """(user, AuthSession) of the browser whose session cookie is `session_key`, or None."""
+    session_id = browser_session_id(session_key)
+    if session_id is None:
+        return None
+    try:
+        return session_open(session_id)
+    except Unauthenticated:
+        return None
+
+
+def browser_standing(session_key: str, *, session_id, organization_id) -> realtime.Standing:
+    """Whether a browser's socket may stay open: its LogFleet session `session_id` still holds (why
+    not, as for a token: logout, a password change, a deactivation...) and the browser is still
+    signed in with it."""
+    standing = auth_session_standing(session_id, organization_id=organization_id)
+    if standing.ended:
+        return standing
+    if browser_session_id(session_key) != str(session_id):
+        return realtime.Standing(ended=BROWSER_SIGNED_OUT)
+    return standing
 
 
 def login_url(request: HttpRequest) -> str:

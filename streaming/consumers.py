@@ -11,14 +11,17 @@ import logging
 import random
 import time
 import uuid
-from urllib.parse import parse_qs
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.http.cookie import parse_cookie
 from django.http.request import validate_host
 from django.utils import timezone
 
+from accounts.browser import browser_authenticate, browser_standing
 from accounts.services import session_authenticate, session_standing
 from agents.models import Agent
 from apikeys import services as key_services
@@ -98,30 +101,70 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
         """Ignored unless a consumer answers it."""
 
 
+def same_origin(scope) -> bool:
+    """The socket was opened by a page of this site: its Origin names the host it connected to, or one
+    of CSRF_TRUSTED_ORIGINS (Django's CSRF rule for a form, without the scheme, which a TLS proxy
+    changes). A socket that a signed-in browser's cookie authenticates must pass it: the cookie goes
+    along wherever the socket was opened from (cross-site WebSocket hijacking)."""
+    origin, host = _header(scope, b"origin"), _header(scope, b"host")
+    if not origin or not host:
+        return False
+    if origin in settings.CSRF_TRUSTED_ORIGINS:
+        return True
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What a viewer presented: an access token (`?token=`: scripts, the CLI) or a signed-in browser's
+    session cookie (the dashboard's live tail, which never puts a token in a URL)."""
+
+    kind: str  # "token" | "browser"
+    secret: str
+    same_origin: bool = True  # a cookie only counts from this site's own pages
+
+    @property
+    def usable(self) -> bool:
+        return self.kind == "token" or self.same_origin
+
+
 def _query_token(scope) -> str:
     return parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
 
 
-class TokenAuthMiddleware:
-    """Authenticates `?token=<access token>` with the same rules as HTTP (an ended session, a
-    deactivated user or a changed password refuse it) and puts the user in `scope["user"]` and its
-    LogFleet session in `scope["auth_session"]`."""
+def _credential(scope) -> Credential | None:
+    token = _query_token(scope)
+    if token:
+        return Credential("token", token)
+    session_key = parse_cookie(_header(scope, b"cookie") or "").get(settings.SESSION_COOKIE_NAME)
+    if session_key:
+        return Credential("browser", session_key, same_origin=same_origin(scope))
+    return None
+
+
+class ViewerAuthMiddleware:
+    """Authenticates a viewer with the same rules as HTTP (an ended session, a deactivated user or a
+    changed password refuse it): `?token=<access token>`, else the Django session cookie of a
+    signed-in browser, from this site's own pages only (`same_origin`). Puts the credential in
+    `scope["credential"]`, the user in `scope["user"]` and its LogFleet session in
+    `scope["auth_session"]` (None when the credential does not authenticate)."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        user, session = await _user_for_token(_query_token(scope))
-        scope = {**scope, "user": user, "auth_session": session}
+        credential = _credential(scope)
+        user, session = await _authenticate(credential) if credential and credential.usable else (None, None)
+        scope = {**scope, "credential": credential, "user": user, "auth_session": session}
         return await self.app(scope, receive, send)
 
 
 @database_sync_to_async
-def _user_for_token(token: str):
-    if not token:
-        return None, None
+def _authenticate(credential: Credential):
+    if credential.kind == "browser":
+        return browser_authenticate(credential.secret) or (None, None)
     try:
-        return session_authenticate(token)
+        return session_authenticate(credential.secret)
     except Unauthenticated:
         return None, None
 
@@ -248,10 +291,13 @@ class CredentialSocket(RefusingConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
 
+NO_CREDENTIAL = "Sign in, or give a valid access token (?token=)"
+
+
 @database_sync_to_async
 def _viewer_session(user, session_id: str):
     if user is None:
-        return (Close.UNAUTHENTICATED, "A valid access token is required (?token=)"), None
+        return (Close.UNAUTHENTICATED, NO_CREDENTIAL), None
     try:
         session = selectors.session_get(organization_id=user.organization_id, session_id=session_id)
     except NotFound as missing:
@@ -269,7 +315,8 @@ async def _end_idle(agent_id) -> None:
 
 
 class ViewerConsumer(CredentialSocket):
-    """`/api/v1/stream/ws/{session_id}?token=<access token>`.
+    """`/api/v1/stream/ws/{session_id}?token=<access token>`, or without a token from a signed-in
+    browser's page (ViewerAuthMiddleware).
 
     Everything after the first frame goes through the viewer's bounded outbox and one writer task, so
     a viewer that stops reading holds up nobody and costs at most STREAM_VIEWER_QUEUE_BYTES.
@@ -284,6 +331,10 @@ class ViewerConsumer(CredentialSocket):
         self.init_credential_watch()
         if not origin_allowed(self.scope):
             await self.refuse(Close.FORBIDDEN, "This Origin is not allowed")
+            return
+        credential = self.scope.get("credential")
+        if credential is not None and not credential.usable:
+            await self.refuse(Close.FORBIDDEN, "A browser's session is accepted from this site's own pages only")
             return
         refusal, session = await _viewer_session(self.scope.get("user"), self.session_id)
         if refusal is not None:
@@ -312,9 +363,12 @@ class ViewerConsumer(CredentialSocket):
             await asyncio.sleep(settings.STREAM_IDLE_SECONDS / 3)
 
     async def standing(self) -> realtime.Standing:
-        return await database_sync_to_async(session_standing)(
-            _query_token(self.scope), organization_id=self.organization_id
-        )
+        credential = self.scope["credential"]
+        if credential.kind == "browser":
+            return await database_sync_to_async(browser_standing)(
+                credential.secret, session_id=self.scope["auth_session"].pk, organization_id=self.organization_id
+            )
+        return await database_sync_to_async(session_standing)(credential.secret, organization_id=self.organization_id)
 
     async def _write(self):
         try:

@@ -26,6 +26,7 @@ from accounts.services.registration import (
 )
 from accounts.services.sessions import (
     SESSION_ENDED,
+    auth_session_standing,
     session_authenticate,
     session_end,
     session_open,
@@ -38,6 +39,7 @@ from accounts.services.sessions import (
 __all__ = [
     "SESSION_ENDED",
     "audit_record",
+    "auth_session_standing",
     "email_taken",
     "member_delete",
     "member_invite",

@@ -84,14 +84,25 @@ def session_standing(raw_token: str, *, organization_id=None) -> realtime.Standi
         return realtime.Standing(ended="The token has expired; log in again")
     except (TokenError, ValueError):
         return realtime.Standing(ended="The token is not valid")
+    standing = auth_session_standing(session_id, user_id=token.get("user_id"), organization_id=organization_id)
+    return standing if standing.ended else realtime.Standing(expires_at=float(token["exp"]))
+
+
+def auth_session_standing(session_id, *, user_id=None, organization_id=None) -> realtime.Standing:
+    """Whether a LogFleet session still holds (open, its user active and in an organization, and, with
+    `organization_id`, still in that one), and why not: a token's, or a signed-in browser's
+    (accounts.browser.browser_standing)."""
     try:
-        user, _session = session_authenticate(raw_token)
+        user, _session = session_open(session_id, user_id=user_id)
     except Unauthenticated as exc:
-        end_reason = AuthSession.objects.filter(id=session_id).values_list("end_reason", flat=True).first()
-        return realtime.Standing(ended=SESSION_ENDED.get(end_reason) or exc.message)
+        try:
+            end_reason = AuthSession.objects.filter(id=uuid.UUID(str(session_id))).values_list("end_reason", flat=True)
+        except ValueError:
+            return realtime.Standing(ended=exc.message)
+        return realtime.Standing(ended=SESSION_ENDED.get(end_reason.first()) or exc.message)
     if organization_id is not None and str(user.organization_id) != str(organization_id):
         return realtime.Standing(ended="The account no longer belongs to this organization")
-    return realtime.Standing(expires_at=float(token["exp"]))
+    return realtime.Standing()
 
 
 def session_refresh(*, refresh_token: str) -> tokens.TokenPair:

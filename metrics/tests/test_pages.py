@@ -443,7 +443,7 @@ def test_the_rules_page_lists_the_configs(viewer_page, config, org, other_org, d
         r = viewer_page.get("/rules")
     page = html(r)
     assert "<caption>Metric configs</caption>" in page and "not-ours" not in page
-    assert page.count('<a href="/rules/') == 50 and "1\u201350 of 56" in page and "Page 1 of 2" in page
+    assert page.count('<a href="/rules/') == 50 and "1\u201350 of 56 configs" in page and "Page 1 of 2" in page
     page = html(viewer_page.get("/rules", {"page": 2}))
     assert f'<a href="/rules/{config.pk}">nginx_metrics</a>' in page and page.count('<a href="/rules/') == 6
     row = page[page.index("nginx_metrics</a>") :]

@@ -54,7 +54,7 @@ def test_a_refused_socket_hears_why(org, server):
             async with websockets.connect(f"ws://127.0.0.1:{live.port}/api/v1/stream/ws/{org.pk}") as ws:
                 return await closed(ws)
 
-        assert asyncio.run(refused()) == (4401, "A valid access token is required (?token=)")
+        assert asyncio.run(refused()) == (4401, "Sign in, or give a valid access token (?token=)")
     finally:
         live.stop()
 
