@@ -105,9 +105,10 @@ def _line_label(agg: str, labels: dict, *, several_aggs: bool) -> str:
     return " ".join(part for part in (agg if several_aggs else "", words) if part) or agg
 
 
-def chart(*, organization_id, params: dict, kind: str | None) -> Chart:
-    """Run validated query parameters (QueryParamsSerializer's output, `agg` possibly QUANTILES)
-    as the query API runs them; a histogram's QUANTILES are three queries, one line each per group.
+def chart(*, organization_id, params: dict, kind: str | None, kind_known: bool = False) -> Chart:
+    """Run validated query parameters (query_check's output, `agg` possibly QUANTILES) as the
+    query API runs them; a histogram's QUANTILES are three queries, one line each per group.
+    `kind_known`: `kind` was read from the very series the parameters select (an agent's own).
     Raises Invalid (on agg) like the API for an aggregation the metric's type does not have."""
     aggs = ("p50", "p90", "p99") if params["agg"] == QUANTILES else (params["agg"],)
     result = Chart(
@@ -130,6 +131,7 @@ def chart(*, organization_id, params: dict, kind: str | None) -> Chart:
                 group_by=params["group_by"],
                 agent_id=params.get("agent_id"),
                 labels=params.get("label", ()),
+                kind=kind if kind_known else None,
             )
         )
         result.kind = answer["type"]

@@ -178,7 +178,7 @@ def agent_panel(request):
     for index, (name, kind) in enumerate(kinds.items()):
         asked = {"name": name, "agent_id": str(agent.pk)}
         choice = explorer.resolve(asked, kinds=kinds)
-        chart = explorer.chart(organization_id=organization_id, params=choice.params, kind=kind)
+        chart = explorer.chart(organization_id=organization_id, params=choice.params, kind=kind, kind_known=True)
         charts.append((chart, f"agent-chart-{index}", "/metrics?" + urlencode(asked)))
     context = {"agent": agent, "charts": charts, "total": total}
     template = "metrics/panel.html" if is_htmx(request) else "metrics/panel_page.html"
