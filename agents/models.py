@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Case, Q, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from agents import config as agent_config
@@ -45,6 +45,26 @@ class AgentQuerySet(models.QuerySet):
                 When(recent & Q(reported_status=AgentStatus.ONLINE), then=Value(AgentStatus.ONLINE.value)),
                 When(recent & Q(reported_status=AgentStatus.ERROR), then=Value(AgentStatus.ERROR.value)),
                 default=Value(AgentStatus.OFFLINE.value),
+                output_field=models.CharField(),
+            )
+        )
+
+    def with_config_status(self):
+        """Alias `config_state`: Agent.config_status computed in the query, for counts and filters
+        (`.filter(config_state="failed")`) over a whole fleet. The two must say the same."""
+        return self.alias(
+            config_state=Case(
+                When(config_report_state="", then=Value(ConfigStatus.UNKNOWN.value)),
+                When(
+                    Q(applied_config_hash=F("config_hash")) & ~Q(applied_config_hash=""),
+                    then=Value(ConfigStatus.IN_SYNC.value),
+                ),
+                When(
+                    config_report_state=ConfigState.FAILED,
+                    config_report_hash=F("config_hash"),
+                    then=Value(ConfigStatus.FAILED.value),
+                ),
+                default=Value(ConfigStatus.PENDING.value),
                 output_field=models.CharField(),
             )
         )

@@ -1,5 +1,6 @@
 """Reads of agents: the list (status, labels, search, order), one agent, its configuration as
-shown, and the status counts of the dashboard summary; every agent with its derived status.
+shown, the status and config-status counts of the dashboard summary, and the agents that need
+attention; every agent with its derived status.
 
 Plain keyword arguments in, querysets or plain data out: the API's views and the dashboard's
 pages call the same ones.
@@ -8,11 +9,11 @@ pages call the same ones.
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 from django.db.models.fields.json import KeyTransform
 
 from agents import config as agent_config
-from agents.models import Agent, AgentStatus
+from agents.models import Agent, AgentStatus, ConfigStatus
 from logfleet.errors import NotFound
 from logfleet.labels import LabelFilters
 
@@ -83,3 +84,30 @@ def agent_status_counts(*, organization_id) -> dict[str, int]:
         total=Count("id"),
         **{status: Count("id", filter=Q(status=status)) for status in AgentStatus.values},
     )
+
+
+def agent_config_status_counts(*, organization_id) -> dict[str, int]:
+    """{"in_sync", "pending", "failed", "unknown"}: the organization's agents by config_status."""
+    return (
+        Agent.objects.filter(organization_id=organization_id)
+        .with_config_status()
+        .aggregate(**{state: Count("id", filter=Q(config_state=state)) for state in ConfigStatus.values})
+    )
+
+
+def agents_needing_attention(*, organization_id, limit: int) -> tuple[list[Agent], int]:
+    """The agents offline, in error or whose config failed to apply (errors first, then failed
+    configs, then offline; by name): at most `limit` of them, and how many there are."""
+    queryset = (
+        agents_with_status(organization_id=organization_id)
+        .with_config_status()
+        .filter(Q(status__in=(AgentStatus.OFFLINE, AgentStatus.ERROR)) | Q(config_state=ConfigStatus.FAILED))
+    )
+    urgency = Case(
+        When(status=AgentStatus.ERROR, then=Value(0)),
+        When(config_state=ConfigStatus.FAILED, then=Value(1)),
+        default=Value(2),
+    )
+    agents = list(queryset.alias(urgency=urgency).order_by("urgency", "name", "id")[:limit])
+    total = len(agents) if len(agents) < limit else queryset.count()
+    return agents, total

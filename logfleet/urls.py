@@ -30,6 +30,7 @@ urlpatterns = [
     path("", include("apikeys.page_urls")),
     path("", include("agents.page_urls")),
     path("", include("streaming.page_urls")),
+    path("", include("metrics.page_urls")),
     # Anything else is a JSON 404 in the error envelope, also with DEBUG=true.
     re_path(r"^(?!admin/|static/).*$", views.not_found),
 ]

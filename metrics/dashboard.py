@@ -23,6 +23,8 @@ def summary(*, organization_id) -> dict:
     hour_ago_ms = int((clock.unix() - 3600) * 1000)
     body = {
         "agents": agent_selectors.agent_status_counts(organization_id=organization_id),
+        # Each agent's config_status: in_sync, pending (not yet applied), failed, unknown (never reported).
+        "configs": agent_selectors.agent_config_status_counts(organization_id=organization_id),
         # The streaming app registers the real count; without it there can be no sessions.
         "streams": {"active": 0},
         "metrics": {

@@ -1,4 +1,5 @@
-"""Query-string validation of the /metrics read endpoints."""
+"""Query-string validation of the /metrics read endpoints (and of the metric explorer's page,
+which asks the same questions through query_check and span_seconds)."""
 
 import re
 from datetime import datetime
@@ -6,6 +7,7 @@ from datetime import datetime
 from rest_framework import serializers
 
 from logfleet import clock
+from logfleet.api.exceptions import flatten_errors
 from logfleet.api.fields import LabelFiltersField
 from metrics import selectors
 
@@ -80,3 +82,22 @@ class QueryParamsSerializer(SeriesFilterSerializer):
         if (end - start) / attrs["step"] > MAX_BUCKETS:
             raise serializers.ValidationError({"step": f"the range would have more than {MAX_BUCKETS} buckets"})
         return {**attrs, "start": start, "end": end, "group_by": attrs.get("group_by", ())}
+
+
+def query_check(params: dict) -> tuple[dict | None, dict[str, str]]:
+    """`GET /metrics/query`'s parameters checked as the endpoint checks them: (the validated
+    parameters, {}) or (None, the problems by field in the API's words)."""
+    serializer = QueryParamsSerializer(data=params)
+    if serializer.is_valid():
+        return dict(serializer.validated_data), {}
+    return None, flatten_errors(serializer.errors)
+
+
+def span_seconds(start, end) -> int | None:
+    """Seconds from `start` to `end` as the query reads them (ISO 8601 or Unix seconds); None when
+    either is not a time or the span is not positive (query_check then says why)."""
+    try:
+        seconds = TimeField().to_internal_value(end) - TimeField().to_internal_value(start)
+    except serializers.ValidationError:
+        return None
+    return seconds if seconds > 0 else None

@@ -1,12 +1,15 @@
 """Reads of metric data: series lookups, time-bucketed queries, the Prometheus export."""
 
+import contextlib
 import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Max, Min, Q, Sum, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
+from agents.models import Agent
 from logfleet.errors import Invalid
 from metrics.models import MetricConfig, Rollup, Sample, Series
 
@@ -55,6 +58,9 @@ class Query:
     group_by: tuple[str, ...] = ()
     agent_id: object = None
     labels: tuple[tuple[str, str], ...] = ()
+    # The metric's type when the caller has just read it from these very series (an agent's
+    # charts): one query less per chart. None: run_query reads it.
+    kind: str | None = None
 
 
 def _group_expressions(group_by) -> dict:
@@ -93,7 +99,7 @@ def run_query(query: Query) -> dict:
     series = series_queryset(
         organization_id=query.organization_id, name=query.name, agent_id=query.agent_id, labels=query.labels
     )
-    kind = series.values_list("type", flat=True).first()
+    kind = query.kind or series.values_list("type", flat=True).first()
     allowed = HISTOGRAM_AGGS if kind == "histogram" else SAMPLE_AGGS
     if kind is not None and query.agg not in allowed:
         raise Invalid(details={"agg": f"a {kind} supports {', '.join(allowed)}"})
@@ -246,6 +252,41 @@ def names(*, organization_id):
         .annotate(series=Count("id"), last_sample_at=Max("last_sample_at"))
         .order_by("name", "type")
     )
+
+
+def label_keys(*, organization_id, name: str, scan: int = 200) -> list[str]:
+    """The label names the series of metric `name` have (of the first `scan` series), sorted."""
+    keys: set[str] = set()
+    rows = Series.objects.filter(organization_id=organization_id, name=name).values_list("labels", flat=True)
+    for labels in rows.order_by("id")[:scan]:
+        keys.update(labels or {})
+    return sorted(keys)
+
+
+def agents_with_metric(*, organization_id, name: str, limit: int, include=None):
+    """(id, name) of the first `limit` agents by name that have series of metric `name`, and the
+    agent `include` (an id) wherever it is in that order."""
+    # From the metric's series (its (organization, name) index) to their agents: a plan that does
+    # not depend on the tables' statistics (a semi-join from the agents can cost a second on a
+    # freshly loaded fleet).
+    found = list(
+        Series.objects.filter(organization_id=organization_id, name=name)
+        .values_list("agent_id", "agent__name")
+        .distinct()
+        .order_by("agent__name", "agent_id")[:limit]
+    )
+    if include and all(str(agent_id) != str(include) for agent_id, _name in found):
+        with contextlib.suppress(ValueError, ValidationError):  # not an id: the form says so beside the field
+            found += list(Agent.objects.filter(organization_id=organization_id, pk=include).values_list("id", "name"))
+    return found
+
+
+def agent_metric_names(*, agent, limit: int):
+    """The metric names (and types) of one agent, by name: at most `limit`, and how many there are."""
+    names = Series.objects.filter(agent=agent).values("name", "type").distinct().order_by("name", "type")
+    found = list(names[:limit])
+    total = len(found) if len(found) < limit else names.count()
+    return found, total
 
 
 # --- Prometheus text exposition ------------------------------------------------------------

@@ -250,6 +250,10 @@ class MetricsExportView(MetricsReadView):
 
 class DashboardSummarySerializer(serializers.Serializer):
     agents = serializers.DictField(child=serializers.IntegerField(), help_text="total, online, offline, error")
+    configs = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="agents by config_status: in_sync, pending, failed, unknown (never reported)",
+    )
     streams = serializers.DictField(child=serializers.IntegerField(), help_text="active (pending + active)")
     metrics = serializers.DictField(child=serializers.IntegerField(), help_text="series, samples_last_hour")
     api_keys = serializers.DictField(child=serializers.IntegerField(), help_text="active")

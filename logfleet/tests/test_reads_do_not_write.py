@@ -133,6 +133,21 @@ PAGE_GETS = {
     "keys": ["/keys", "/keys?status=revoked&page=2"],
     "members": ["/members"],
     "audit": ["/audit", "/audit?action=auth.login&actor=someone@example.com"],
+    "": ["/", "/?wait=first-agent"],
+    "first-agent/key": ["/first-agent/key"],
+    "metrics": [
+        "/metrics",
+        "/metrics?name=hits_total&range=6h&group_by=env&agent_id={agent}",
+        "/metrics?name=took_seconds",
+        "/metrics?name=hits_total&agg=p99&step=5",
+    ],
+    "metrics/panel": ["/metrics/panel?agent_id={agent}", "/metrics/panel?agent_id={offline_agent}"],
+    "rules": ["/rules", "/rules?page=2"],
+    "rules/new": ["/rules/new"],
+    "rules/test": ["/rules/test"],
+    "rules/<uuid:config_id>": ["/rules/{config}"],
+    "rules/<uuid:config_id>/enabled": ["/rules/{config}/enabled"],
+    "rules/<uuid:config_id>/delete": ["/rules/{config}/delete"],
 }
 # One document whoever asks, and a second to generate: walked once.
 SAME_FOR_EVERYONE = ("api/v1/schema", "api/v1/docs")

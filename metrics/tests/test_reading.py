@@ -238,6 +238,7 @@ def test_dashboard_summary(push, two_agents, viewer_client, edge_client, org):
     assert r.status_code == 200, r.json()
     assert r.json() == {
         "agents": {"total": 2, "online": 1, "offline": 1, "error": 0},
+        "configs": {"in_sync": 0, "pending": 0, "failed": 0, "unknown": 2},
         "streams": {"active": 0},
         "metrics": {"series": 1, "samples_last_hour": 1},
         "api_keys": {"active": 1},
