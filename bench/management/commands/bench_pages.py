@@ -130,7 +130,7 @@ class Command(BaseCommand):
             ("/", "/"),
             ("/agents", "/agents"),
             ("/agents?status=offline&label=region:eu-west&ordering=-last_heartbeat_at", "/agents (filtered, sorted)"),
-            ("/agents (htmx refresh)", "/agents"),
+            ("/agents (htmx refresh)", "/agents (htmx table refresh)"),
             (f"/agents/{agent.pk}", "/agents/<id>"),
             (f"/metrics/panel?agent_id={agent.pk}", "/metrics/panel (agent charts)"),
             ("/metrics", "/metrics"),
