@@ -59,7 +59,12 @@ def agent_get(*, organization_id, agent_id) -> Agent:
     """One agent of the organization, with its status; NotFound otherwise (also for an id that is
     not one)."""
     try:
-        agent = agents_with_status(organization_id=organization_id).filter(pk=agent_id).first()
+        agent = (
+            agents_with_status(organization_id=organization_id)
+            .select_related("organization")
+            .filter(pk=agent_id)
+            .first()
+        )
     except (ValueError, ValidationError):
         agent = None
     if agent is None:

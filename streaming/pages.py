@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.browser import page, role_allows
 from accounts.models import Role
-from agents.models import Agent
+from agents import selectors as agent_selectors
 from logfleet import errors
 from logfleet.api.client import client_ip
 from logfleet.pages import Form, error_page, is_htmx, page_number, paginate, submit
@@ -114,13 +114,7 @@ def start(request):
         return error_page(request, 400, "agent_id must be an agent's id.")
 
     def begin(data):
-        agent = (
-            Agent.objects.select_related("organization")
-            .filter(pk=data["agent_id"], organization_id=request.user.organization_id)
-            .first()
-        )
-        if agent is None:
-            raise errors.NotFound("No such agent")
+        agent = agent_selectors.agent_get(organization_id=request.user.organization_id, agent_id=data["agent_id"])
         return services.stream_start(
             agent=agent,
             user=request.user,

@@ -4,7 +4,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from agents.models import Agent
+from agents import selectors as agent_selectors
 from logfleet.api.client import client_ip
 from logfleet.api.permissions import MemberWrites
 from logfleet.api.views import BaseGenericViewSet, caller_organization_id, validated_body, validated_query
@@ -62,11 +62,7 @@ class StreamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGeneri
     @action(detail=False, methods=["post"], url_path="start")
     def start(self, request):
         data = validated_body(StreamStartSerializer, request)
-        agent = get_object_or_404(
-            Agent.objects.select_related("organization"),
-            pk=data["agent_id"],
-            organization_id=request.user.organization_id,
-        )
+        agent = agent_selectors.agent_get(organization_id=request.user.organization_id, agent_id=data["agent_id"])
         session = services.stream_start(
             agent=agent,
             user=request.user,
