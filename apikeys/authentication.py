@@ -2,9 +2,19 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 
+from accounts.authentication import SessionJWTAuthentication, SessionJWTAuthenticationScheme
 from apikeys import services
 
 HEADER = "HTTP_X_API_KEY"
+AUTHORIZATION = "HTTP_AUTHORIZATION"
+KEY_START = "lf_"  # every key starts so (apikeys.keys); an access token (a JWT) never does
+
+
+def _key_principal(raw: str) -> services.KeyPrincipal:
+    principal = services.authenticate(raw.strip())
+    if principal is None:
+        raise exceptions.AuthenticationFailed("Invalid, expired or revoked API key")
+    return principal
 
 
 class APIKeyAuthentication(authentication.BaseAuthentication):
@@ -16,10 +26,7 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
         raw = request.META.get(HEADER)
         if raw is None:
             return None
-        principal = services.authenticate(raw.strip())
-        if principal is None:
-            raise exceptions.AuthenticationFailed("Invalid, expired or revoked API key")
-        return None, principal
+        return None, _key_principal(raw)
 
     def authenticate_header(self, request):
         return "X-API-Key"
@@ -31,6 +38,55 @@ class APIKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+
+
+class KeyOrTokenAuthentication(authentication.BaseAuthentication):
+    """Exactly one credential, in any of three forms (the Prometheus export, which people and
+    Prometheus servers both read):
+
+    - `Authorization: Bearer <access token>`: a person (SessionJWTAuthentication);
+    - `Authorization: Bearer lf_<env>_...`: an API key, as a Prometheus scrape config sends its
+      `authorization.credentials`;
+    - `X-API-Key: lf_<env>_...`: an API key, as agents send it.
+
+    A request with both an `Authorization` and an `X-API-Key` header is refused (401) whatever either
+    holds: which of two credentials counts is never decided by the order they are tried in.
+    """
+
+    def authenticate(self, request):
+        authorization, key = request.META.get(AUTHORIZATION), request.META.get(HEADER)
+        if authorization is not None and key is not None:
+            raise exceptions.AuthenticationFailed("Send one credential: an Authorization header or X-API-Key, not both")
+        if key is not None:
+            return None, _key_principal(key)
+        if authorization is None:
+            return None
+        scheme, _space, credential = authorization.strip().partition(" ")
+        credential = credential.strip()
+        if scheme.lower() == "bearer" and credential.startswith(KEY_START):
+            return None, _key_principal(credential)
+        return SessionJWTAuthentication().authenticate(request)
+
+    def authenticate_header(self, request):
+        return SessionJWTAuthentication().authenticate_header(request)
+
+
+class KeyOrTokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Either of the two schemes people and agents use (the export's description says that its Bearer
+    may also be an API key). It defines no scheme of its own: bearerAuth and apiKeyAuth are the
+    components of SessionJWTAuthentication and APIKeyAuthentication, which the other views register."""
+
+    target_class = "apikeys.authentication.KeyOrTokenAuthentication"
+    name = []
+
+    def get_security_requirement(self, auto_schema):
+        return [
+            {SessionJWTAuthenticationScheme.name: []},
+            {APIKeyAuthenticationScheme.name: []},
+        ]
+
+    def get_security_definition(self, auto_schema):
+        return []
 
 
 def requires_key_permission(permission: str) -> type[BasePermission]:

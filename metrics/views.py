@@ -7,8 +7,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from accounts.authentication import SessionJWTAuthentication
-from apikeys.authentication import APIKeyAuthentication
+from apikeys.authentication import KeyOrTokenAuthentication
 from apikeys.services import KeyPrincipal
 from logfleet import clock
 from logfleet.api.client import client_ip
@@ -227,6 +226,8 @@ class MetricQueryView(MetricsReadView):
 class ExportPermission(BasePermission):
     """A person of the organization (any role), or an API key with metrics:read."""
 
+    message = "This API key lacks the permission metrics:read"
+
     def has_permission(self, request, view):
         if is_organization_user(request.user):
             return True
@@ -235,11 +236,19 @@ class ExportPermission(BasePermission):
 
 @extend_schema(
     tags=["metrics"],
-    summary="Every series in the Prometheus text format (Bearer, or X-API-Key with metrics:read)",
+    summary="Every series in the Prometheus text format (a person's token, or an API key with metrics:read)",
+    description=(
+        "The credential is a person's access token (`Authorization: Bearer <token>`) or an API key with "
+        "`metrics:read`, either as `Authorization: Bearer lf_...` (what a Prometheus scrape config's "
+        "`authorization.credentials` sends) or as `X-API-Key`. A request with both an `Authorization` and an "
+        "`X-API-Key` header is refused with 401. Counters and histograms are totals since the series was created; "
+        "a histogram's buckets stay cumulative when its bounds change over time (a bound a sample lacks counts "
+        "that sample's observations up to its nearest lower bound)."
+    ),
     responses={(200, "text/plain"): str},
 )
 class MetricsExportView(MetricsReadView):
-    authentication_classes = [SessionJWTAuthentication, APIKeyAuthentication]
+    authentication_classes = [KeyOrTokenAuthentication]
     permission_classes = [ExportPermission]
 
     def get(self, request):
