@@ -11,6 +11,7 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
 from agents.models import Agent
 from logfleet.errors import Invalid
+from metrics.histograms import buckets_add
 from metrics.models import MetricConfig, Rollup, Sample, Series
 
 SAMPLE_AGGS = ("sum", "avg", "min", "max", "count", "rate")
@@ -155,11 +156,10 @@ def _samples(query: Query, series, start: int, end: int):
 
 def _histogram_buckets(query: Query, series) -> dict[tuple, dict]:
     samples, keys = _samples(query, series, query.start, query.end)
-    merged: dict[tuple, dict] = defaultdict(lambda: defaultdict(float))
+    merged: dict[tuple, dict] = defaultdict(dict)
     for row in samples.values(*keys, "buckets").order_by():
-        target = merged[(tuple(row[key] for key in keys[1:]), row["bucket"])]
-        for le, count in (row["buckets"] or {}).items():
-            target[le] += count
+        target = (tuple(row[key] for key in keys[1:]), row["bucket"])
+        merged[target] = buckets_add(merged[target], row["buckets"] or {})
     return merged
 
 

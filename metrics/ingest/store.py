@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
+from metrics.histograms import buckets_add
 from metrics.ingest import sql
 from metrics.ingest.parse import ParsedSample
 from metrics.models import Series
@@ -118,15 +119,14 @@ def _update_series(rows) -> None:
                 "count": 0,
                 "ts": s.ts,
                 "last": s.value,
-                "buckets": defaultdict(int),
+                "buckets": {},
             }
         if s.type == "counter":
             state["total"] += s.value
         elif s.type == "histogram":
             state["total"] += s.value
             state["count"] += s.count
-            for le, bucket_count in s.buckets.items():
-                state["buckets"][le] += bucket_count
+            state["buckets"] = buckets_add(state["buckets"], s.buckets)
         if s.ts >= state["ts"]:
             state["ts"], state["last"] = s.ts, s.value
 
@@ -141,9 +141,7 @@ def _update_series(rows) -> None:
     histograms = {series_id: state["buckets"] for series_id, state in touched.items() if state["type"] == "histogram"}
     if histograms:
         for series in Series.objects.select_for_update().filter(pk__in=histograms).order_by("pk"):
-            merged = dict(series.histogram_buckets)
-            for le, bucket_count in histograms[series.pk].items():
-                merged[le] = merged.get(le, 0) + bucket_count
+            merged = buckets_add(series.histogram_buckets, histograms[series.pk])
             Series.objects.filter(pk=series.pk).update(histogram_buckets=merged)
 
 
