@@ -51,6 +51,11 @@ class MetricConfigAddForm(forms.ModelForm):
                 services.metric_config_quota_check(organization=organization)
             except Conflict as exc:
                 raise forms.ValidationError(exc.message) from None
+        if organization is not None and cleaned.get("metrics"):
+            try:
+                services.metric_rules_collision_check(organization_id=organization.pk, metrics=cleaned["metrics"])
+            except Invalid as exc:
+                self.add_error("metrics", [f"{field}: {problem}" for field, problem in exc.details.items()])
         return cleaned
 
 

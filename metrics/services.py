@@ -5,11 +5,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import Organization
 from accounts.services import audit_record, organization_quota_check
 from agents.labels import clean_labels
 from agents.services import agents_refresh_config_hash
 from logfleet.errors import Conflict, Invalid, NotFound, VersionConflict, version_check_room
-from metrics import configs, engine
+from metrics import configs, engine, families
 from metrics.models import MetricConfig
 
 CONTENT_FIELDS = ("name", "description", "log_source", "enabled", "agent_selector", "metrics")
@@ -27,12 +28,50 @@ def metric_rules_compile(*, metrics, message: str | None = None) -> tuple[list[d
     """A config's rules as they are stored (normalized) and as they run (compiled), by the engine
     the agents run. The API's serializers, the admin, the rule test and every write call this one
     check; Invalid names each refused field, `metrics` for the list as a whole and
-    `metrics.<index>.<field>` for a rule's (`metrics.0.pattern`)."""
+    `metrics.<index>.<field>` for a rule's (`metrics.0.pattern`), and two rules whose names would
+    collide in the Prometheus export (metrics.families). Writes also call metric_rules_collision_check."""
     try:
-        return engine.compile_rules(metrics)
+        normalized, rules = engine.compile_rules(metrics)
     except engine.RuleError as exc:
         details = {f"metrics.{key}" if key else "metrics": problem for key, problem in exc.errors.items()}
         raise Invalid(message, details=details) from None
+    collisions = {}
+    for index, rule in enumerate(normalized):
+        earlier = ((other["name"], other["type"], "in this config") for other in normalized[:index])
+        problem = families.first_collision(rule["name"], rule["type"], earlier)
+        if problem is not None:
+            collisions[f"metrics.{index}.name"] = problem
+    if collisions:
+        raise Invalid(message, details=collisions)
+    return normalized, rules
+
+
+def metric_rules_collision_check(*, organization_id, metrics: list[dict], config_id=None) -> None:
+    """Invalid (`metrics.<index>.name`) when a rule's family would take a name in the Prometheus export
+    that a family of another of the organization's configs (`config_id` is the one being changed), or
+    one its agents already push, takes: a histogram `lat` beside a counter `lat_count`, a counter `x`
+    beside a gauge `x`. `metrics` are normalized rules (metric_rules_compile)."""
+    in_configs: dict[str, list[tuple[str, str]]] = {}  # family name → (type, where)
+    other_configs = MetricConfig.objects.filter(organization_id=organization_id).exclude(pk=config_id)
+    for config_name, rules in other_configs.order_by("name", "id").values_list("name", "metrics"):
+        for rule in rules:
+            in_configs.setdefault(rule["name"], []).append((rule["type"], f"of the config {config_name}"))
+    pushed = families.OrganizationFamilies(
+        organization_id=organization_id, wanted={(rule["name"], rule["type"]) for rule in metrics}
+    )
+    problems = {}
+    for index, rule in enumerate(metrics):
+        name, kind = rule["name"], rule["type"]
+        others = (
+            (other_name, other_kind, where)
+            for other_name in sorted(families.neighbours(name, kind))
+            for other_kind, where in in_configs.get(other_name, ())
+        )
+        problem = families.first_collision(name, kind, others) or pushed.collision(name, kind)
+        if problem is not None:
+            problems[f"metrics.{index}.name"] = problem
+    if problems:
+        raise Invalid(details=problems)
 
 
 def metric_config_quota_check(*, organization) -> None:
@@ -59,7 +98,8 @@ def metric_config_create(*, organization, actor, metrics, ip_address: str | None
     metrics, _rules = metric_rules_compile(metrics=metrics)
     if "agent_selector" in data:
         data["agent_selector"] = _selector_check(data["agent_selector"])
-    metric_config_quota_check(organization=organization)
+    metric_config_quota_check(organization=organization)  # locks the organization for the collision check
+    metric_rules_collision_check(organization_id=organization.pk, metrics=metrics)
     config = MetricConfig(organization=organization, created_by=actor, metrics=metrics, **data)
     config.hash = _hash(config)
     try:
@@ -90,12 +130,18 @@ def metric_config_update(
         changes["metrics"], _rules = metric_rules_compile(metrics=changes["metrics"])
     if "agent_selector" in changes:
         changes["agent_selector"] = _selector_check(changes["agent_selector"])
+    if "metrics" in changes:  # the organization is locked while its rules are compared, as on create
+        Organization.objects.select_for_update().filter(pk=config.organization_id).values_list("pk").first()
     locked = MetricConfig.objects.select_for_update().filter(pk=config.pk).first()
     if locked is None:  # deleted since the caller read it
         raise NotFound()
     if locked.version != version:
         raise VersionConflict(current_version=locked.version)
     version_check_room(version)
+    if "metrics" in changes:
+        metric_rules_collision_check(
+            organization_id=locked.organization_id, metrics=changes["metrics"], config_id=locked.pk
+        )
     for field, value in changes.items():
         setattr(locked, field, value)
     locked.version = version + 1

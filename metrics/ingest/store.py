@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
+from metrics.families import OrganizationFamilies
 from metrics.histograms import buckets_add
 from metrics.ingest import sql
 from metrics.ingest.parse import ParsedSample
@@ -41,6 +42,7 @@ def store(agent, parsed: list[ParsedSample], errors: list[dict]) -> list[ParsedS
 
     cap, names_cap = settings.METRIC_MAX_SERIES_PER_NAME, settings.METRIC_MAX_NAMES_PER_AGENT
     names_count = None  # the agent's metric names, counted when a batch brings a new one
+    families = None  # the organization's families near the batch's new ones, read when a batch brings one
     accepted, new_series = [], {}
     for sample in parsed:
         expected = types.get(sample.name)
@@ -50,6 +52,13 @@ def store(agent, parsed: list[ParsedSample], errors: list[dict]) -> list[ParsedS
             )
             continue
         if expected is None:
+            if families is None:
+                wanted = {(s.name, s.type) for s in parsed if s.name not in types}
+                families = OrganizationFamilies(organization_id=agent.organization_id, wanted=wanted)
+            collision = families.collision(sample.name, sample.type)
+            if collision is not None:
+                errors.append({"index": sample.index, "message": collision})
+                continue
             if names_count is None:
                 names_count = Series.objects.filter(agent_id=agent.pk).values("name").distinct().count()
             if names_count >= names_cap:
@@ -67,6 +76,8 @@ def store(agent, parsed: list[ParsedSample], errors: list[dict]) -> list[ParsedS
                 errors.append({"index": sample.index, "message": _series_cap_error(sample.name)})
                 continue
             per_name[sample.name] += 1
+            if sample.name not in types:
+                families.add(sample.name, sample.type)
             types[sample.name] = sample.type
             new_series[key] = sample
         if sample.count is not None:

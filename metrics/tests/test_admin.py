@@ -47,6 +47,14 @@ BAD_RULES = [
     ),
     pytest.param([{"name": "m", "type": "counter", "pattern": "x"}] * 2, "metrics.1.name", id="duplicate-name"),
     pytest.param([], "metrics", id="no-rules"),
+    pytest.param(
+        [
+            {"name": "lat", "type": "histogram", "pattern": r"x(\d+)", "value_capture": "$1", "buckets": [1]},
+            {"name": "lat_count", "type": "counter", "pattern": "x"},
+        ],
+        "metrics.1.name",
+        id="colliding-exported-names",
+    ),
 ]
 
 
@@ -88,6 +96,18 @@ def test_the_admin_adds_a_config_through_the_service(operator_client, org):
     assert config.metrics[0]["labels"] == {"method": "$1"} and config.metrics[0]["buckets"] is None
     assert config.version == 1 and len(config.hash) == 64
     assert AuditEvent.objects.filter(action="metric_config.created", target_id=config.pk).exists()
+
+
+def test_the_admin_refuses_a_rule_colliding_with_another_config(operator_client, org):
+    MetricConfigFactory(organization=org, name="web", metrics=[{"name": "lat_sum", "type": "counter", "pattern": "x"}])
+    rule = {"name": "lat", "type": "histogram", "pattern": r"x(\d+)", "value_capture": "$1", "buckets": [1]}
+    r = admin_add(operator_client, org, [rule])
+    assert r.status_code == 200, r.status_code
+    assert r.context["adminform"].form.errors["metrics"] == [
+        "metrics.0.name: histogram lat collides with the counter lat_sum of the config web: both would be exported "
+        "as lat_sum (choose another name)"
+    ]
+    assert not MetricConfig.objects.filter(name="from-admin").exists()
 
 
 def test_the_admin_change_form_does_not_write_rules(operator_client, org):
