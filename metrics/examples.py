@@ -1,5 +1,7 @@
-"""The published nginx example config (API.md section 5): one copy for the demo, the agent's
-benchmark and the tests. Pure data, no Django."""
+"""The nginx example config: the published one (API.md section 5) with every counter named by the
+Prometheus convention (`..._total`; the published example calls its second one
+`http_response_status`). One copy for the demo, the agent's benchmark and the tests. Pure data, no
+Django."""
 
 import copy
 
@@ -17,9 +19,9 @@ NGINX_EXAMPLE = {
             "labels": {"method": "$1"},
         },
         {
-            "name": "http_response_status",
+            "name": "http_responses_total",
             "type": "counter",
-            "description": "HTTP response status codes",
+            "description": "HTTP responses by status code",
             "pattern": 'HTTP/\\d\\.\\d"\\s(\\d{3})',
             "labels": {"status": "$1"},
         },

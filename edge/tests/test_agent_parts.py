@@ -106,7 +106,7 @@ def test_generated_lines_feed_every_nginx_rule():
     for _ in range(50):
         assert [m.metric for m in engine.match_line(rules, line(rng))] == [
             "http_requests_total",
-            "http_response_status",
+            "http_responses_total",
             "request_duration_seconds",
         ]
 
