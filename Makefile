@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 AGENT_DIST ?= dist/agent
 
-.PHONY: install run test lint format clean bench-tools agent-package browser
+.PHONY: install run test lint format clean bench-tools agent-package browser prometheus
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-tools:
 ## The browser the dashboard's tests drive (Debian's Chromium; without it `make test` skips them).
 browser:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+
+## The Prometheus server and promtool the live export test runs (Debian's; without them `make test` skips it).
+prometheus:
+	test -x /usr/bin/prometheus -a -x /usr/bin/promtool || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
 
 clean:
 	rm -rf $(VENV) dist staticfiles .test-db.sqlite3* .pytest_cache .ruff_cache

@@ -162,3 +162,17 @@ def browser_client(user):
     session[SESSION_KEY] = str(services.session_start(user=user).session_id)
     session.save()
     return client
+
+
+# --- the Prometheus tests (metrics/tests/test_prometheus_live.py) -----------------------------
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+PROMTOOL = Path("/usr/bin/promtool")
+
+
+def prometheus_required() -> bool:
+    """CI (`.ci/run`) installs Debian's prometheus and sets LOGFLEET_REQUIRE_PROMETHEUS=1: there a
+    missing binary fails the suite instead of skipping the Prometheus test."""
+    import os
+
+    return os.environ.get("LOGFLEET_REQUIRE_PROMETHEUS") == "1"
