@@ -231,6 +231,13 @@ class CompatSyncConfigView(EdgeView):
 @extend_schema(
     tags=["edge"],
     summary="Push metric samples (idempotent per batch_id)",
+    description=(
+        "Each sample refused is an entry of `errors` (its index and why); the others are stored. Besides the "
+        "sample's own checks, a sample of a family new to the agent is refused when its names in the Prometheus "
+        "export would collide with a family the organization has (a histogram `lat` exports `lat_bucket`, "
+        "`lat_sum` and `lat_count`: a counter `lat_count` beside it is refused, as is a gauge `x` beside a counter "
+        "`x`); the message names both."
+    ),
     request=MetricsPushSerializer,
     responses={202: IngestResultSerializer},
 )

@@ -26,20 +26,33 @@ from metrics.serializers import (
     RuleTestSerializer,
 )
 
+RULE_NAMES = (
+    "A rule whose names in the Prometheus export would collide with another family's is refused (400, "
+    "`details` `metrics.<index>.name` naming both): a histogram `lat` takes `lat_bucket`, `lat_sum` and "
+    "`lat_count`, so a counter `lat_count` in this config, in another config of the organization or among the "
+    "families its agents push collides with it, as does a gauge `x` with a counter `x`."
+)
+
 
 @extend_schema_view(
     list=extend_schema(
         summary="Metric configs, by name",
         parameters=[OpenApiParameter("enabled", bool), OpenApiParameter("log_source", str)],
     ),
-    create=extend_schema(request=MetricConfigWriteSerializer, responses={201: MetricConfigSerializer}),
+    create=extend_schema(
+        description=RULE_NAMES,
+        request=MetricConfigWriteSerializer,
+        responses={201: MetricConfigSerializer},
+    ),
     update=extend_schema(
         summary="Replace a config; `version` must be the current one",
+        description=RULE_NAMES,
         request=MetricConfigUpdateSerializer,
         responses={200: MetricConfigSerializer},
     ),
     partial_update=extend_schema(
         summary="Change some fields; `version` must be the current one",
+        description=RULE_NAMES,
         request=MetricConfigUpdateSerializer(partial=True),
         responses={200: MetricConfigSerializer},
     ),
