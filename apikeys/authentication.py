@@ -4,6 +4,7 @@ from rest_framework.permissions import BasePermission
 
 from accounts.authentication import SessionJWTAuthentication, SessionJWTAuthenticationScheme
 from apikeys import services
+from logfleet.api.credentials import refuse_mixed_credentials
 
 HEADER = "HTTP_X_API_KEY"
 AUTHORIZATION = "HTTP_AUTHORIZATION"
@@ -50,13 +51,13 @@ class KeyOrTokenAuthentication(authentication.BaseAuthentication):
     - `X-API-Key: lf_<env>_...`: an API key, as agents send it.
 
     A request with both an `Authorization` and an `X-API-Key` header is refused (401) whatever either
-    holds: which of two credentials counts is never decided by the order they are tried in.
+    holds (logfleet.api.credentials): which of two credentials counts is never decided by the order
+    they are tried in.
     """
 
     def authenticate(self, request):
+        refuse_mixed_credentials(request)
         authorization, key = request.META.get(AUTHORIZATION), request.META.get(HEADER)
-        if authorization is not None and key is not None:
-            raise exceptions.AuthenticationFailed("Send one credential: an Authorization header or X-API-Key, not both")
         if key is not None:
             return None, _key_principal(key)
         if authorization is None:

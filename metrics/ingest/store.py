@@ -1,7 +1,9 @@
-"""Storing the parsed samples of one batch: which are accepted (a name keeps its type, an agent's
-names and each name's label sets are capped, a histogram series' running count fits a bigint),
-the series they create (one query per batch, not per sample), the samples, the series' running
-totals (one UPDATE for every touched series) and the per-minute rollups."""
+"""Storing the parsed samples of one batch: which are accepted (a name keeps its type, a family new
+to the agent does not collide with the organization's in the Prometheus export (metrics.families),
+an agent's names and each name's label sets are capped, a histogram series' running count fits a
+bigint), the series they create (one query per batch, not per sample), the samples, the series'
+running totals (one UPDATE for every touched series; histogram buckets add up by
+metrics.histograms) and the per-minute rollups."""
 
 from collections import defaultdict
 from datetime import UTC, datetime
