@@ -401,10 +401,6 @@ RATE_LIMITS = {
     "edge": env_rate("LOGFLEET_RATE_EDGE", "1000/m"),
     "streaming": env_rate("LOGFLEET_RATE_STREAMING", "10/m"),
 }
-RATELIMIT_USE_CACHE = "default"
-RATELIMIT_CACHE_PREFIX = "rl:"
-# The embedded default runs one process, where a local-memory cache is exactly right.
-SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 # --- product settings ----------------------------------------------------------------------
 
@@ -497,7 +493,7 @@ HTTPS_ONLY = env_bool("HTTPS_ONLY", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-SILENCED_SYSTEM_CHECKS += [
+SILENCED_SYSTEM_CHECKS = [
     # SECURE_SSL_REDIRECT stays off: an agent's POST cannot follow a redirect, so the API is never
     # redirected (HTTPS_ONLY refuses instead, and the TLS proxy redirects browsers).
     "security.W008",
