@@ -55,6 +55,14 @@ class SharedRedisCacheClient(RedisCacheClient):
         client = self.get_client(key, write=True)
         return self._script(client, _INCR_WITH_EXPIRY)(keys=[key], args=[int(timeout)])
 
+    def incr_many_with_expiry(self, keys, timeout: int) -> list[int]:
+        client = self.get_client(write=True)
+        script = self._script(client, _INCR_WITH_EXPIRY)
+        pipeline = client.pipeline(transaction=False)
+        for key in keys:
+            script(keys=[key], args=[int(timeout)], client=pipeline)
+        return pipeline.execute()
+
     def get_client(self, key=None, *, write=False):
         index = self._get_connection_pool_index(write)
         client = self._redis_clients.get(index)
@@ -80,3 +88,7 @@ class SharedRedisCache(RedisCache):
     def incr_with_expiry(self, key, timeout: int) -> int:
         """Add one to the counter `key` (created with `timeout` seconds to live); its new value."""
         return self._cache.incr_with_expiry(self.make_and_validate_key(key), timeout)
+
+    def incr_many_with_expiry(self, keys, timeout: int) -> list[int]:
+        """incr_with_expiry of each of `keys`, pipelined (one round trip); their new values."""
+        return self._cache.incr_many_with_expiry([self.make_and_validate_key(key) for key in keys], timeout)

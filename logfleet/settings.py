@@ -405,6 +405,8 @@ RATE_LIMITS = {
 # --- product settings ----------------------------------------------------------------------
 
 AGENT_OFFLINE_AFTER = env_seconds("AGENT_OFFLINE_AFTER", 90)
+# How long an agent stays `connected` after the last sign of its socket's process (agents.presence).
+AGENT_PRESENCE_SECONDS = env_seconds("AGENT_PRESENCE_SECONDS", 30)
 STREAM_MAX_LINES_PER_SECOND = env_int("STREAM_MAX_LINES_PER_SECOND", 500, minimum=1)
 # Per session, counted in bytes of the frames viewers get (a line of 64 KiB is within it).
 STREAM_MAX_BYTES_PER_SECOND = env_int("STREAM_MAX_BYTES_PER_SECOND", 1024 * 1024, minimum=1)

@@ -122,6 +122,22 @@ def consume_key(*, group: str, key: str) -> RateUsage | None:
     return _usage(limit, used, window_end)
 
 
+def consume_keys(*, group: str, keys: list[str]) -> list[RateUsage | None]:
+    """Count one request (or frame) of each of `keys` in `group`, in one round trip on Redis (the
+    heartbeats that arrive together on a process's agent sockets); as consume_key for each."""
+    incr_many = getattr(caches["default"], "incr_many_with_expiry", None)
+    if incr_many is None or not keys:
+        return [consume_key(group=group, key=key) for key in keys]
+    count, unit = settings.RATE_LIMITS[group].split("/")
+    limit, period = int(count), _PERIODS[unit]
+    windows = [_window(group, key, period) for key in keys]
+    try:
+        used = incr_many([counter for counter, _end in windows], period + 1)
+    except Exception:
+        return [consume_key(group=group, key=key) for key in keys]  # each says what it can
+    return [_usage(limit, value, end) for value, (_counter, end) in zip(used, windows, strict=True)]
+
+
 def _tighter(first: RateUsage | None, second: RateUsage | None) -> RateUsage | None:
     """What the response headers describe when two counters apply: the one nearer to refusing."""
     if first is None or second is None:
