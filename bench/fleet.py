@@ -28,10 +28,11 @@ def raise_open_file_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def backoff(attempt: int, *, base: float = 2.0, cap: float = 30.0) -> float:
-    """Seconds before reconnect `attempt` (1, 2, ...): uniform over [0.5, min(cap, base * 2**attempt)]
-    ("full jitter"), so that agents dropped together come back spread over several seconds."""
-    return random.uniform(0.5, min(cap, base * 2**attempt))
+def backoff(attempt: int, *, spread: float = 15.0, cap: float = 30.0) -> float:
+    """Seconds before reconnect `attempt` (1, 2, ...), as the reference agent waits: full jitter over
+    `spread` seconds for the first, then over an exponential bound at most `cap`, so that agents
+    dropped together (a restarted server) come back spread over a quarter of a minute."""
+    return random.uniform(0, min(cap, spread * 2 ** min(attempt - 1, 16)))
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -110,6 +110,7 @@ def heartbeat_batch(beats: list[Beat]) -> list[Outcome]:
                 stream_selectors.instructions_key(beat.agent_id),
             )
         )
+    records.discard(None)
     with shared_cache.prefetched(*records), key_services.touches_deferred():
         usages = ratelimit.consume_keys(group="edge", keys=[beat.rate_key for beat in beats])
         outcomes: list[Outcome | None] = []
