@@ -194,3 +194,15 @@ def test_heartbeats_of_many_sockets_arriving_together_are_all_written(org, key, 
     assert {a.pk: a.version for a in Agent.objects.filter(organization=org)} == {
         agent.pk: f"v{i}" for i, agent in enumerate(agents)
     }
+
+
+def test_an_agent_socket_marks_its_key_used(agent, key, admin_client):
+    async def body():
+        ws = await opened(agent, key[1])
+        await ws.send_json_to(BEAT)
+        assert (await ws.receive_json_from(timeout=3))["type"] == "heartbeat.ack"
+        await ws.disconnect()
+
+    run(body)
+    r = admin_client.get(f"/api/v1/api-keys/{key[0].pk}")
+    assert r.status_code == 200 and r.json()["last_used_at"] is not None, r.json()
