@@ -340,6 +340,32 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
+# The agent socket is not an HTTP operation, so OpenAPI has no place for it but prose: here, in the
+# edge tag's description (the README's "The agent socket" says the same).
+EDGE_DESCRIPTION = """What agents call (X-API-Key).
+
+**The agent socket**: WebSocket `/api/v1/edge/agents/{id}/ws` with the `X-API-Key` header (the key
+needs `edge:stream`). JSON object frames of at most 64 KiB; any frame may carry `ref` (a string of
+at most 64 characters, or an integer), echoed by its answer (`null` when absent).
+
+- `{"type": "heartbeat", ref, status, version?, metrics?, config_status?, sources?}` (the heartbeat
+  body's fields; needs `edge:heartbeat`) → `{"type": "heartbeat.ack", ref, status: "acknowledged",
+  server_time, config_hash, streams}`; written and committed before the ack, as over HTTP.
+- `{"type": "logs", ref, session_id, logs}` (the stream push's rules; `edge:stream`) →
+  `{"type": "logs.ack", ref, session_id, accepted, filtered, dropped, session_status}`.
+- `{"type": "stream.ack", ref, session_id}`: the agent streams that session (answered only on error).
+- The server sends `{"type": "stream.start", session_id, filters, filter_query, expires_at}` and
+  `{"type": "stream.stop", session_id}` as sessions start and end (starts also on connecting).
+- A frame that fails: `{"type": "error", error, message, details, status, ref}` (the error envelope
+  and its HTTP status; `session_id` for a logs or stream.ack frame that named a valid one); the
+  socket stays open. Every frame counts against the Edge rate limit in the agent's bucket; over it,
+  `error: "rate_limited"` with `retry_after` (seconds).
+- An agent is `connected: true` while its socket is open on any server process.
+- Close codes: 4401 key refused, revoked, expired or past its rotation's grace (with a reason);
+  4403 the key lacks `edge:stream`; 4404 no such agent of the key's organization; 4413 a frame over
+  64 KiB.
+"""
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "LogFleet API",
     "DESCRIPTION": (
@@ -358,7 +384,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "metrics", "description": "Queries and the Prometheus export"},
         {"name": "dashboard", "description": "The fleet at a glance"},
         {"name": "streaming", "description": "Live log streaming"},
-        {"name": "edge", "description": "What agents call (X-API-Key)"},
+        {"name": "edge", "description": EDGE_DESCRIPTION},
         {"name": "audit", "description": "The audit log (admin)"},
         {"name": "operations", "description": "Health and readiness"},
     ],
@@ -401,14 +427,12 @@ RATE_LIMITS = {
     "edge": env_rate("LOGFLEET_RATE_EDGE", "1000/m"),
     "streaming": env_rate("LOGFLEET_RATE_STREAMING", "10/m"),
 }
-RATELIMIT_USE_CACHE = "default"
-RATELIMIT_CACHE_PREFIX = "rl:"
-# The embedded default runs one process, where a local-memory cache is exactly right.
-SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 # --- product settings ----------------------------------------------------------------------
 
 AGENT_OFFLINE_AFTER = env_seconds("AGENT_OFFLINE_AFTER", 90)
+# How long an agent stays `connected` after the last sign of its socket's process (agents.presence).
+AGENT_PRESENCE_SECONDS = env_seconds("AGENT_PRESENCE_SECONDS", 30)
 STREAM_MAX_LINES_PER_SECOND = env_int("STREAM_MAX_LINES_PER_SECOND", 500, minimum=1)
 # Per session, counted in bytes of the frames viewers get (a line of 64 KiB is within it).
 STREAM_MAX_BYTES_PER_SECOND = env_int("STREAM_MAX_BYTES_PER_SECOND", 1024 * 1024, minimum=1)
@@ -497,7 +521,7 @@ HTTPS_ONLY = env_bool("HTTPS_ONLY", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-SILENCED_SYSTEM_CHECKS += [
+SILENCED_SYSTEM_CHECKS = [
     # SECURE_SSL_REDIRECT stays off: an agent's POST cannot follow a redirect, so the API is never
     # redirected (HTTPS_ONLY refuses instead, and the TLS proxy redirects browsers).
     "security.W008",

@@ -253,3 +253,22 @@ def test_a_key_deleted_outside_the_api_is_refused_at_once(org):
     assert key_client(raw).post("/api/v1/edge/register", {"name": "a"}, format="json").status_code == 201
     key.delete()  # as the Django admin or the deletion of its organization does
     assert_error(key_client(raw).post("/api/v1/edge/register", {"name": "a"}, format="json"), 401)
+
+
+def test_keys_used_together_are_marked_in_one_conditional_update(org, django_assert_num_queries, monkeypatch):
+    """What a batch of socket heartbeats does (edge.consumers): one UPDATE for all its keys, which
+    leaves a key written in the last minute (by any process) as it is."""
+    from apikeys import services
+
+    fresh, fresh_raw = make_key(org, name="fresh")
+    stale, stale_raw = make_key(org, name="stale")
+    services.authenticate(fresh_raw), services.authenticate(stale_raw)  # the records cached
+    recently = timezone.now() - timedelta(seconds=10)
+    APIKey.objects.filter(pk=fresh.pk).update(last_used_at=recently)
+    APIKey.objects.filter(pk=stale.pk).update(last_used_at=None)
+    monkeypatch.setattr(services, "_touched_here", {})  # as in a process that has not seen them yet
+    # The UPDATE; without Redis also each key's record (read from the database every time).
+    with django_assert_num_queries(1 if settings.REDIS_URL else 3), services.touches_deferred():
+        assert services.authenticate(fresh_raw) is not None and services.authenticate(stale_raw) is not None
+    fresh.refresh_from_db(), stale.refresh_from_db()
+    assert fresh.last_used_at == recently and stale.last_used_at > recently
