@@ -109,9 +109,7 @@ class HeartbeatWriter:
                     raise Unavailable("The database did not commit the heartbeat in time; retry shortly")
         if not batch.done:
             try:
-                batch.failures = _write(batch.rows)
-            except Exception as exc:  # the whole batch failed (the database is down): everyone hears it
-                batch.failures = dict.fromkeys(batch.rows, exc)
+                batch.failures = write_batch(batch.rows)
             finally:
                 with self._cond:
                     batch.done = True
@@ -122,8 +120,9 @@ class HeartbeatWriter:
             raise error
 
 
-def _write(rows: dict) -> dict:
-    """Write the batch; if the database refuses it, each row on its own. The failures by agent."""
+def write_batch(rows: dict) -> dict:
+    """Write {agent id: values} in one statement per set of fields; if the database refuses it, each
+    row on its own. The failures by agent (every row's, when the database is down)."""
     try:
         _update(rows.items())
         return {}

@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from agents import config as agent_config
-from agents import selectors
+from agents import presence, selectors
 from agents.labels import LABEL_KEY_RE, clean_labels
 from agents.models import SOURCE_STATES, Agent, AgentStatus, ConfigStatus
 from logfleet.api.fields import LabelFiltersField, RuleField, VersionField
@@ -23,7 +23,17 @@ class SourceStateSerializer(serializers.Serializer):
     error = serializers.CharField(required=False)
 
 
+class AgentListSerializer(serializers.ListSerializer):
+    """A page of agents: whose socket is open is read once for the page (agents.presence)."""
+
+    def to_representation(self, data):
+        agents = list(data.all() if hasattr(data, "all") else data)
+        self.child.connected = presence.connected_ids(agent.pk for agent in agents)
+        return super().to_representation(agents)
+
+
 class AgentSerializer(serializers.ModelSerializer):
+    connected = serializers.SerializerMethodField(help_text="the agent's WebSocket is open, on any server process")
     status = serializers.ChoiceField(choices=AgentStatus.choices, read_only=True)
     config_status = serializers.ChoiceField(choices=ConfigStatus.choices, read_only=True)
     labels = serializers.DictField(child=serializers.CharField(), read_only=True)
@@ -34,6 +44,7 @@ class AgentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Agent
+        list_serializer_class = AgentListSerializer
         fields = [
             "id",
             "name",
@@ -47,6 +58,7 @@ class AgentSerializer(serializers.ModelSerializer):
             "ip_address",
             "system_metrics",
             "last_heartbeat_at",
+            "connected",
             "config_version",
             "config_hash",
             "applied_config_hash",
@@ -57,6 +69,12 @@ class AgentSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    def get_connected(self, agent) -> bool:
+        connected = getattr(self, "connected", None)
+        if connected is None:  # one agent, not a page
+            connected = presence.connected_ids([agent.pk])
+        return agent.pk in connected
 
 
 class AgentWriteSerializer(serializers.Serializer):

@@ -223,23 +223,16 @@ def agent_register(
     return agent, created
 
 
-def agent_heartbeat(
+def _heartbeat_values(
     *,
-    organization_id,
-    agent_id: uuid.UUID,
     status: str,
     ip_address: str | None,
     version: str | None = None,
     system_metrics: dict | None = None,
     config_report: dict | None = None,
     sources: list | None = None,
-) -> str | None:
-    """Acknowledge a heartbeat: the agent's current config hash, or None when it is not an agent
-    of the organization. It is committed before this returns, in a transaction shared with the
-    heartbeats that arrived at the same time (agents.heartbeats)"""
-    identity = heartbeats.agent_identity(agent_id)
-    if identity is None or identity.organization_id != str(organization_id):
-        return None
+) -> dict:
+    """The columns a heartbeat writes."""
     now = timezone.now()
     values: dict[str, object] = {
         "reported_status": status,
@@ -259,5 +252,46 @@ def agent_heartbeat(
         values["config_errors"] = config_report.get("errors", [])
         if config_report["state"] == ConfigState.APPLIED:
             values["applied_config_hash"] = config_report["hash"]
-    heartbeats.writer.submit(agent_id, values)
+    return values
+
+
+def _identity_of(organization_id, agent_id) -> heartbeats.AgentIdentity | None:
+    identity = heartbeats.agent_identity(agent_id)
+    if identity is None or identity.organization_id != str(organization_id):
+        return None
+    return identity
+
+
+def agent_heartbeat(*, organization_id, agent_id: uuid.UUID, **reported) -> str | None:
+    """Acknowledge a heartbeat (`reported`: status, ip_address, version, system_metrics,
+    config_report, sources): the agent's current config hash, or None when it is not an agent of
+    the organization. It is committed before this returns, in a transaction shared with the
+    heartbeats that arrived at the same time (agents.heartbeats)"""
+    identity = _identity_of(organization_id, agent_id)
+    if identity is None:
+        return None
+    heartbeats.writer.submit(agent_id, _heartbeat_values(**reported))
     return identity.config_hash
+
+
+def agent_heartbeats(*, beats: list[dict]) -> list[str | None | Exception]:
+    """Several heartbeats written in one transaction (those that arrived together on the agent
+    sockets of a process), each a dict of agent_heartbeat's arguments. For each, in order: the
+    agent's config hash, None when it is not an agent of the organization, or the error the
+    database raised for its row. Committed before this returns."""
+    results: list[str | None | Exception] = []
+    rows: dict = {}
+    for beat in beats:
+        beat = dict(beat)
+        organization_id, agent_id = beat.pop("organization_id"), beat.pop("agent_id")
+        identity = _identity_of(organization_id, agent_id)
+        if identity is None:
+            results.append(None)
+            continue
+        rows.setdefault(agent_id, {}).update(_heartbeat_values(**beat))
+        results.append(identity.config_hash)
+    failures = heartbeats.write_batch(rows) if rows else {}
+    return [
+        failures.get(beat["agent_id"], result) if isinstance(result, str) else result
+        for beat, result in zip(beats, results, strict=True)
+    ]

@@ -1,4 +1,4 @@
-"""Validation of heartbeat bodies, by hand: this is the hottest path of the service.
+"""Validation of heartbeat bodies, by hand: this is the hottest path of the service; and the answer.
 
 A DRF serializer round trip costs more than the rest of a heartbeat; these checks are the
 same rules with the same error envelope (dotted field paths): an Invalid naming each bad field.
@@ -8,8 +8,11 @@ import json
 import math
 import uuid
 
+from django.utils import timezone
+
 from agents.models import SOURCE_STATES, AgentStatus, ConfigState
 from logfleet.errors import Invalid
+from streaming import selectors as stream_selectors
 
 STATUSES = frozenset(AgentStatus.values)
 STATES = frozenset(ConfigState.values)
@@ -64,6 +67,16 @@ def parse_uuid(value, field: str, errors: dict) -> uuid.UUID | None:
     except ValueError:
         errors[field] = "must be a UUID"
         return None
+
+
+def answer(agent_id, config_hash: str) -> dict:
+    """What an acknowledged heartbeat answers, over HTTP and over the agent's socket."""
+    return {
+        "status": "acknowledged",
+        "server_time": timezone.now().isoformat().replace("+00:00", "Z"),
+        "config_hash": config_hash,
+        "streams": stream_selectors.agent_instructions(agent_id),
+    }
 
 
 def parse(data, *, with_agent_id: bool = False) -> dict:

@@ -2,7 +2,6 @@
 
 import uuid
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -132,14 +131,7 @@ def _acknowledge(request, agent_id: uuid.UUID, fields: dict) -> Response:
     )
     if config_hash is None:
         raise NotFound(AGENT_NOT_FOUND)
-    return Response(
-        {
-            "status": "acknowledged",
-            "server_time": timezone.now().isoformat().replace("+00:00", "Z"),
-            "config_hash": config_hash,
-            "streams": stream_selectors.agent_instructions(agent_id),
-        }
-    )
+    return Response(heartbeat_body.answer(agent_id, config_hash))
 
 
 @extend_schema(

@@ -38,6 +38,13 @@ class Invalid(DomainError):
         return Invalid(self.message, details=details)
 
 
+class Malformed(Invalid):
+    """Input that is not even the format it should be (JSON that does not parse)."""
+
+    code = "parse_error"
+    default_message = "Malformed request"
+
+
 class NotFound(DomainError):
     code = "not_found"
     default_message = "Not found"

@@ -401,14 +401,12 @@ RATE_LIMITS = {
     "edge": env_rate("LOGFLEET_RATE_EDGE", "1000/m"),
     "streaming": env_rate("LOGFLEET_RATE_STREAMING", "10/m"),
 }
-RATELIMIT_USE_CACHE = "default"
-RATELIMIT_CACHE_PREFIX = "rl:"
-# The embedded default runs one process, where a local-memory cache is exactly right.
-SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 # --- product settings ----------------------------------------------------------------------
 
 AGENT_OFFLINE_AFTER = env_seconds("AGENT_OFFLINE_AFTER", 90)
+# How long an agent stays `connected` after the last sign of its socket's process (agents.presence).
+AGENT_PRESENCE_SECONDS = env_seconds("AGENT_PRESENCE_SECONDS", 30)
 STREAM_MAX_LINES_PER_SECOND = env_int("STREAM_MAX_LINES_PER_SECOND", 500, minimum=1)
 # Per session, counted in bytes of the frames viewers get (a line of 64 KiB is within it).
 STREAM_MAX_BYTES_PER_SECOND = env_int("STREAM_MAX_BYTES_PER_SECOND", 1024 * 1024, minimum=1)
@@ -497,7 +495,7 @@ HTTPS_ONLY = env_bool("HTTPS_ONLY", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-SILENCED_SYSTEM_CHECKS += [
+SILENCED_SYSTEM_CHECKS = [
     # SECURE_SSL_REDIRECT stays off: an agent's POST cannot follow a redirect, so the API is never
     # redirected (HTTPS_ONLY refuses instead, and the TLS proxy redirects browsers).
     "security.W008",

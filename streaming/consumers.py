@@ -1,4 +1,5 @@
-"""WebSockets: viewers of a session, and the agent's low-latency channel.
+"""WebSockets: viewers of a session, and what every LogFleet socket shares (the agent's socket,
+edge.consumers, is built on CredentialSocket).
 
 Refusals are made by accepting and then closing with a code (4401, 4403, 4404, 4410, 4413) and a
 short reason, so a browser sees why. Group events: `session.ended`, `log.lines` (viewers);
@@ -10,7 +11,6 @@ import asyncio
 import logging
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,10 +23,7 @@ from django.utils import timezone
 
 from accounts.browser import browser_authenticate, browser_standing
 from accounts.services import session_authenticate, session_standing
-from agents.models import Agent
-from apikeys import services as key_services
 from logfleet import realtime
-from logfleet.api.exceptions import domain_status
 from logfleet.api.parsers import NestedTooDeeply, may_hold_unstorable_text, strict_loads, unstorable_text
 from logfleet.errors import DomainError, NotFound, Unauthenticated
 from streaming import selectors, services
@@ -447,109 +444,6 @@ class ViewerConsumer(CredentialSocket):
 
     async def session_ended(self, event):
         await self._end(event["reason"])
-
-
-KEY_REFUSED = "A valid API key is required (X-API-Key)"
-
-
-@database_sync_to_async
-def _agent_for_key(raw_key: str, agent_id: str):
-    principal = key_services.authenticate(raw_key) if raw_key else None
-    if principal is None:
-        return (Close.UNAUTHENTICATED, KEY_REFUSED), None, None
-    if not principal.has("edge:stream"):
-        return (Close.FORBIDDEN, "This API key lacks the permission edge:stream"), None, None
-    agent = Agent.objects.filter(pk=agent_id, organization_id=principal.organization_id).first()
-    if agent is None:
-        return (Close.NOT_FOUND, "No such agent in the organization of this API key"), None, None
-    return None, agent, principal
-
-
-class AgentConsumer(CredentialSocket):
-    """`/api/v1/edge/agents/{id}/ws` with `X-API-Key` (edge:stream): stream instructions at once, lines back."""
-
-    async def connect(self):
-        self.init_credential_watch()
-        self.raw_key = (_header(self.scope, b"x-api-key") or "").strip()
-        agent_id = self.scope["url_route"]["kwargs"]["agent_id"]
-        refusal, agent, principal = await _agent_for_key(self.raw_key, agent_id)
-        if refusal is not None:
-            await self.refuse(*refusal)
-            return
-        self.agent = agent
-        self.key_id = principal.id
-        if not await self.join_and_check(services.agent_group(agent.pk), realtime.api_key_group(principal.id)):
-            return
-        await self.accept()
-        instructions = await database_sync_to_async(selectors.agent_instructions)(agent.pk)
-        for item in instructions:
-            if item["action"] == "start":
-                await self.send_json({"type": "stream.start", **{k: v for k, v in item.items() if k != "action"}})
-        self.watch_credential()
-
-    async def standing(self) -> realtime.Standing:
-        return await database_sync_to_async(key_services.key_standing)(key_id=self.key_id)
-
-    async def malformed_frame(self, message: str):
-        await self.send_json({"type": "error", "status": 400, "message": message})
-
-    async def receive_json(self, content, **kwargs):
-        if self.closing:
-            return
-        if not isinstance(content, dict):
-            await self.send_json({"type": "error", "status": 400, "message": "frames are JSON objects"})
-            return
-        kind = content.get("type")
-        if kind not in ("stream.ack", "logs"):
-            await self.send_json({"type": "error", "status": 400, "message": "unknown frame type"})
-            return
-        try:
-            session_id = uuid.UUID(str(content.get("session_id")))
-        except ValueError:
-            await self.send_json({"type": "error", "status": 400, "message": "session_id must be a UUID"})
-            return
-        answer = await database_sync_to_async(self._ack if kind == "stream.ack" else self._push)(session_id, content)
-        if answer is None:
-            # The key no longer authenticates a request: the socket ends as a request would be refused.
-            await self.end_for_credential((await self.standing()).ended or KEY_REFUSED)
-        elif answer:
-            await self.send_json(answer)
-
-    # Every frame that acts is authenticated like an HTTP request (through the shared cache): a key
-    # revoked a moment ago does nothing more, even before its socket hears of it.
-
-    def _ack(self, session_id: uuid.UUID, content: dict) -> dict | None:
-        if key_services.authenticate(self.raw_key) is None:
-            return None
-        services.session_activate(session_id=session_id, agent_id=self.agent.pk)
-        return {}
-
-    def _push(self, session_id: uuid.UUID, content: dict) -> dict | None:
-        if key_services.authenticate(self.raw_key) is None:
-            return None
-        try:
-            lines = services.clean_lines(content.get("logs"))
-            result = services.stream_push(
-                session_id=session_id, agent_id=self.agent.pk, organization_id=self.agent.organization_id, lines=lines
-            )
-        except DomainError as exc:  # invalid lines, an unknown or ended session, Redis unavailable
-            return {"type": "error", "status": domain_status(exc), "session_id": str(session_id), **_problem(exc)}
-        except Exception:  # database trouble is answered, not raised into the socket
-            logger.exception("agent stream push failed")
-            return {"type": "error", "status": 500, "session_id": str(session_id), "message": "Internal server error"}
-        return {"type": "ack", "session_id": str(session_id), **result}
-
-    async def agent_stream_start(self, event):
-        if self.closing:
-            return
-        await self.send_json(
-            {"type": "stream.start", **{k: v for k, v in event.items() if k not in ("type", "action")}}
-        )
-
-    async def agent_stream_stop(self, event):
-        if self.closing:
-            return
-        await self.send_json({"type": "stream.stop", "session_id": event["session_id"]})
 
 
 class NotFoundConsumer(RefusingConsumer):

@@ -42,6 +42,7 @@ def test_create_an_agent_with_labels(member_client, org):
     assert body["name"] == "store-01" and body["labels"] == {"env": "prod"}
     assert body["status"] == "offline" and body["reported_status"] is None and body["last_heartbeat_at"] is None
     assert body["config_status"] == "unknown" and body["config_version"] == 1 and len(body["config_hash"]) == 64
+    assert body["connected"] is False
     assert set(body) == {
         "id",
         "name",
@@ -55,6 +56,7 @@ def test_create_an_agent_with_labels(member_client, org):
         "ip_address",
         "system_metrics",
         "last_heartbeat_at",
+        "connected",
         "config_version",
         "config_hash",
         "applied_config_hash",

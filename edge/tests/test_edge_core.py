@@ -283,7 +283,7 @@ def test_concurrent_heartbeats_are_committed_before_they_are_answered(org):
 def test_a_row_the_database_refuses_does_not_block_the_others_of_its_batch(org, caplog):
     good, bad = AgentFactory(organization=org), AgentFactory(organization=org)
     now = timezone.now()
-    failures = heartbeats._write(
+    failures = heartbeats.write_batch(
         {
             good.pk: {"reported_status": "online", "last_heartbeat_at": now},
             # A value no database accepts (a set is not JSON), as if validation had let it through.

@@ -32,11 +32,24 @@ def client_ip(request) -> str | None:
     the outermost trusted proxy saw. A forwarded value that is not an address falls back to
     the socket's address.
     """
+    return _client_ip(request.META.get("HTTP_X_FORWARDED_FOR", ""), request.META.get("REMOTE_ADDR"))
+
+
+def scope_client_ip(scope) -> str | None:
+    """The same for a WebSocket's ASGI scope."""
+    forwarded = ",".join(
+        value.decode("latin-1") for name, value in scope.get("headers", []) if name.lower() == b"x-forwarded-for"
+    )
+    client = scope.get("client")
+    return _client_ip(forwarded, client[0] if client else None)
+
+
+def _client_ip(forwarded_header: str, remote: str | None) -> str | None:
     hops = settings.TRUSTED_PROXY_COUNT
     if hops:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        forwarded = [part.strip() for part in forwarded_header.split(",") if part.strip()]
         if len(forwarded) >= hops:
             address = parse_ip(forwarded[-hops])
             if address is not None:
                 return address
-    return parse_ip(request.META.get("REMOTE_ADDR"))
+    return parse_ip(remote)

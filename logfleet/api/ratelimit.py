@@ -1,8 +1,10 @@
-"""Rate-limit groups (API.md section 1) on django-ratelimit's counters.
+"""Rate-limit groups (API.md section 1): one counter per group and key in fixed windows.
 
-One counter per group and key in fixed windows; the counters live in the default cache,
-which is Redis when REDIS_URL is set, so the limit holds across server processes (the
-counter is created with an atomic ADD and advanced with an atomic INCR).
+The counters live in the default cache, which is Redis when REDIS_URL is set, so the limit holds
+across server processes. On Redis a request costs one round trip: INCR, and EXPIRE when that
+created the counter, in one script (logfleet.redis_cache); other caches ADD, else INCR.
+Windows are aligned on the period (a minute window ends at a whole minute), so a window's end
+is known without asking the store.
 
 Besides the groups of API.md, `auth_account` counts the logins (API and admin), forgot-password
 and reset-password requests per target account, whoever sends them: one account cannot be
@@ -25,7 +27,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
-from django_ratelimit.core import get_usage
 
 from logfleet.api.client import client_ip
 from logfleet.errors import RateLimited
@@ -69,51 +70,72 @@ def account_key(email: str) -> str:
     return f"account:{email.strip().lower()}"
 
 
-def _local_usage(group: str, key: str, rate: str) -> dict:
-    """The same fixed-window count in this process's memory (the fallback of FALLBACK_GROUPS)."""
-    count, unit = rate.split("/")
-    limit, period = int(count), _PERIODS[unit]
+def _window(group: str, key: str, period: int) -> tuple[str, int]:
+    """The counter of `key` in `group` for the current window, and the window's end (Unix time)."""
     now = int(time.time())
     window_end = now - now % period + period
-    counters = caches[FALLBACK_CACHE]
-    counter = "rl:" + hashlib.sha256(f"{group}\0{key}\0{window_end}".encode()).hexdigest()
-    if counters.add(counter, 1, period + 1):
-        used = 1
-    else:
-        try:
-            used = counters.incr(counter)
-        except ValueError:  # expired between the two calls: this request opens the next window
-            counters.set(counter, 1, period + 1)
-            used = 1
-    return {"count": used, "limit": limit, "should_limit": used > limit, "time_left": window_end - now}
+    digest = hashlib.sha256(f"{group}\0{key}".encode()).hexdigest()[:32]
+    return f"rl:{group}:{digest}:{window_end}", window_end
 
 
-def consume(request, *, group: str, key: str) -> RateUsage | None:
-    """Count one request of `key` in `group`; None when it could not be counted (fail-open)."""
-    rate = settings.RATE_LIMITS[group]
-    failure: Exception | None = None
+def count_in(counters, counter: str, ttl: int) -> int:
+    """Add one to `counter` (created with a `ttl` in seconds) and return its value."""
+    incr_with_expiry = getattr(counters, "incr_with_expiry", None)
+    if incr_with_expiry is not None:  # Redis: one round trip
+        return incr_with_expiry(counter, ttl)
+    if counters.add(counter, 1, ttl):
+        return 1
     try:
-        usage = get_usage(request, group=f"logfleet.{group}", key=lambda _g, _r: key, rate=rate, increment=True)
+        return counters.incr(counter)
+    except ValueError:  # expired between the two calls: this request opens the next window
+        counters.set(counter, 1, ttl)
+        return 1
+
+
+def _count_shared(counter: str, ttl: int) -> int:
+    return count_in(caches["default"], counter, ttl)
+
+
+def _usage(limit: int, used: int, window_end: int) -> RateUsage:
+    return RateUsage(limit=limit, remaining=max(0, limit - used), reset=window_end, exceeded=used > limit)
+
+
+def consume_key(*, group: str, key: str) -> RateUsage | None:
+    """Count one request (or socket frame) of `key` in `group`; None when it could not be counted
+    (fail-open)."""
+    count, unit = settings.RATE_LIMITS[group].split("/")
+    limit, period = int(count), _PERIODS[unit]
+    counter, window_end = _window(group, key, period)
+    try:
+        used = _count_shared(counter, period + 1)
     except Exception as exc:  # the cache backend's connection errors vary by backend
-        usage, failure = None, exc
-    if usage is None or usage["time_left"] < 0:  # time_left < 0: django-ratelimit lost the counter
         counted_here = group in FALLBACK_GROUPS
         logger.warning(
             "rate-limit counter store unavailable (group %s): %s",
             group,
             "counting in this process instead" if counted_here else "letting the request through",
-            exc_info=failure,
+            exc_info=exc,
         )
         if not counted_here:
             return None
-        usage = _local_usage(group, key, rate)
-    now = int(time.time())
-    return RateUsage(
-        limit=usage["limit"],
-        remaining=max(0, usage["limit"] - usage["count"]),
-        reset=now + max(usage["time_left"], 1),
-        exceeded=usage["should_limit"],
-    )
+        used = count_in(caches[FALLBACK_CACHE], counter, period + 1)
+    return _usage(limit, used, window_end)
+
+
+def consume_keys(*, group: str, keys: list[str]) -> list[RateUsage | None]:
+    """Count one request (or frame) of each of `keys` in `group`, in one round trip on Redis (the
+    heartbeats that arrive together on a process's agent sockets); as consume_key for each."""
+    incr_many = getattr(caches["default"], "incr_many_with_expiry", None)
+    if incr_many is None or not keys:
+        return [consume_key(group=group, key=key) for key in keys]
+    count, unit = settings.RATE_LIMITS[group].split("/")
+    limit, period = int(count), _PERIODS[unit]
+    windows = [_window(group, key, period) for key in keys]
+    try:
+        used = incr_many([counter for counter, _end in windows], period + 1)
+    except Exception:
+        return [consume_key(group=group, key=key) for key in keys]  # each says what it can
+    return [_usage(limit, value, end) for value, (_counter, end) in zip(used, windows, strict=True)]
 
 
 def _tighter(first: RateUsage | None, second: RateUsage | None) -> RateUsage | None:
@@ -130,7 +152,7 @@ def enforce(request, *, group: str, key: str) -> RateUsage | None:
 
     A request may be counted by several counters (per client IP, then per target account); the
     headers describe the one with the fewest requests left, or the one that refused."""
-    usage = consume(request, group=group, key=key)
+    usage = consume_key(group=group, key=key)
     request.rate_usage = _tighter(getattr(request, "rate_usage", None), usage)
     if usage is not None and usage.exceeded:
         raise RateLimited(usage.retry_after)

@@ -118,7 +118,7 @@ def store_down(monkeypatch):
     def down(*args, **kwargs):
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr("logfleet.api.ratelimit.get_usage", down)
+    monkeypatch.setattr("logfleet.api.ratelimit._count_shared", down)
 
 
 def test_a_counter_store_outage_lets_the_other_groups_through(limits, store_down, org):

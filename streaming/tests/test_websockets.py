@@ -176,12 +176,13 @@ def test_the_agent_socket_hears_starts_and_stops_and_pushes_lines(start, online_
         await agent_ws.send_json_to({"type": "logs", "session_id": new, "logs": [line("over the socket")]})
         ack = await agent_ws.receive_json_from(timeout=3)
         assert ack == {
-            "type": "ack",
+            "type": "logs.ack",
             "session_id": new,
             "accepted": 1,
             "filtered": 0,
             "dropped": 0,
             "session_status": "active",
+            "ref": None,
         }
         frame = await watcher.receive_json_from(timeout=3)
         assert (frame["seq"], frame["message"]) == (1, "over the socket")
@@ -190,7 +191,7 @@ def test_the_agent_socket_hears_starts_and_stops_and_pushes_lines(start, online_
         assert await agent_ws.receive_json_from(timeout=3) == {"type": "stream.stop", "session_id": new}
         await agent_ws.send_json_to({"type": "logs", "session_id": new, "logs": [line("late")]})
         late = await agent_ws.receive_json_from(timeout=3)
-        assert late["type"] == "error" and late["status"] == 410
+        assert (late["type"], late["error"], late["status"], late["session_id"]) == ("error", "gone", 410, new)
         await agent_ws.send_json_to({"type": "logs", "session_id": new, "logs": "nope"})
         assert (await agent_ws.receive_json_from(timeout=3))["status"] == 400
         await watcher.disconnect()
@@ -345,13 +346,27 @@ def test_the_agent_socket_answers_bad_frames_with_400_and_stays_open(start, onli
         ):
             await ws.send_json_to(frame)
             answer = await ws.receive_json_from(timeout=3)
-            assert (answer["type"], answer["status"], answer["message"]) == ("error", 400, "session_id must be a UUID")
+            assert answer == {
+                "type": "error",
+                "error": "validation_error",
+                "message": "must be a UUID",
+                "details": {"session_id": "must be a UUID"},
+                "status": 400,
+                "ref": None,
+            }
         for text, message in (
             ("[" * 5000 + "]" * 5000, "the frame is nested too deeply"),
             ('{"type": "logs", "session_id": NaN}', "the frame is not valid JSON"),
         ):
             await ws.send_to(text_data=text)
-            assert await ws.receive_json_from(timeout=3) == {"type": "error", "status": 400, "message": message}
+            assert await ws.receive_json_from(timeout=3) == {
+                "type": "error",
+                "error": "parse_error",
+                "message": message,
+                "details": {},
+                "status": 400,
+                "ref": None,
+            }
         await ws.send_json_to({"type": "logs", "session_id": session_id, "logs": [line("still open")]})
         assert (await ws.receive_json_from(timeout=3))["accepted"] == 1
         await ws.disconnect()
