@@ -10,6 +10,7 @@ import pytest
 
 from edge.agent.loggen import line as access_line
 from metrics import engine
+from metrics.engine import matching
 from metrics.examples import nginx_example
 from metrics.tests.helpers import NGINX_LINES
 
@@ -195,7 +196,7 @@ def test_a_set_that_cannot_run_gives_every_rule_to_the_line(monkeypatch):
         def Match(self, data):
             return []
 
-    monkeypatch.setattr(engine, "_rule_set", lambda rules: DfaOutOfMemory())
+    monkeypatch.setattr(matching, "_rule_set", lambda rules: DfaOutOfMemory())
     extractor = make_extractor()
     assert extractor.prefiltered("app")
     assert_same(extractor, "app", random_lines(random.Random(5), 50))
