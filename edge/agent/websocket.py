@@ -75,7 +75,6 @@ class AgentSocket:
         self._answered = threading.Condition()
         self._waiting: str | None = None
         self._answer: dict | None = None
-        self.refused: int | None = None  # the close code that ended it for good
 
     @property
     def connected(self) -> bool:
@@ -111,7 +110,6 @@ class AgentSocket:
             except Exception as exc:  # any failure of the socket: HTTP meanwhile, and reconnect later
                 code = getattr(getattr(exc, "rcvd", None), "code", None)
                 if code in REFUSED:
-                    self.refused = code
                     logger.error("the server closed the agent socket (%s: %s); using HTTP", code, REFUSED[code])
                     return
                 if self._connection is not None or attempt == 0:
