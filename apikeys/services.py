@@ -44,6 +44,7 @@ class KeyPrincipal:
     organization_id: str
     name: str
     permissions: frozenset[str]
+    expires_at: float | None = None  # Unix time
 
     @property
     def rate_key(self) -> str:
@@ -121,6 +122,7 @@ def authenticate(raw_key: str) -> KeyPrincipal | None:
             organization_id=record["organization_id"],
             name=record["name"],
             permissions=frozenset(record["permissions"]),
+            expires_at=record["expires_at"],
         )
     return None
 

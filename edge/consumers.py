@@ -25,7 +25,6 @@ from django.db import InterfaceError, OperationalError
 
 from agents import heartbeats, presence
 from agents import services as agent_services
-from agents.models import Agent
 from apikeys import services as key_services
 from edge import heartbeat_body
 from logfleet import realtime, shared_cache
@@ -190,16 +189,17 @@ batches = HeartbeatBatches()
 
 
 @database_sync_to_async
-def _agent_for_key(raw_key: str, agent_id: str):
+def _agent_for_key(raw_key: str, agent_id):
+    """(refusal, organization id, principal): the key and the agent, from the shared cache."""
     principal = key_services.authenticate(raw_key) if raw_key else None
     if principal is None:
         return (Close.UNAUTHENTICATED, KEY_REFUSED), None, None
     if not principal.has("edge:stream"):
         return (Close.FORBIDDEN, "This API key lacks the permission edge:stream"), None, None
-    agent = Agent.objects.filter(pk=agent_id, organization_id=principal.organization_id).first()
-    if agent is None:
+    identity = heartbeats.agent_identity(agent_id)
+    if identity is None or identity.organization_id != principal.organization_id:
         return (Close.NOT_FOUND, AGENT_NOT_FOUND), None, None
-    return None, agent, principal
+    return None, identity.organization_id, principal
 
 
 class AgentConsumer(CredentialSocket):
@@ -209,16 +209,16 @@ class AgentConsumer(CredentialSocket):
         self.authenticated_at: float | None = None  # when a frame last authenticated the key
         self.raw_key = (_header(self.scope, b"x-api-key") or "").strip()
         agent_id = self.scope["url_route"]["kwargs"]["agent_id"]
-        refusal, agent, principal = await _agent_for_key(self.raw_key, agent_id)
+        refusal, organization_id, principal = await _agent_for_key(self.raw_key, agent_id)
         if refusal is not None:
             await self.refuse(*refusal)
             return
-        self.agent = agent
+        self.agent_id, self.organization_id = agent_id, organization_id
         self.key_id = principal.id
         # The bucket of the key and the agent, as the agent's HTTP requests (edge.views.EdgeView).
-        self.rate_key = f"{principal.rate_key}:agent:{agent.pk}"
+        self.rate_key = f"{principal.rate_key}:agent:{agent_id}"
         self.ip_address = scope_client_ip(self.scope)
-        if not await self.join_and_check(stream_services.agent_group(agent.pk), realtime.api_key_group(principal.id)):
+        if not await self.join_and_check(stream_services.agent_group(agent_id), realtime.api_key_group(principal.id)):
             return
         await self.accept()
         instructions = await database_sync_to_async(self._opened)()
@@ -229,20 +229,21 @@ class AgentConsumer(CredentialSocket):
         self.watch_credential()
 
     def _opened(self) -> list[dict]:
-        presence.socket_opened(self.agent.pk)
+        presence.socket_opened(self.agent_id)
         self.present = True
-        return stream_selectors.agent_instructions(self.agent.pk)
+        return stream_selectors.agent_instructions(self.agent_id)
 
     async def disconnect(self, code):
         if getattr(self, "present", False):
             self.present = False
-            await database_sync_to_async(presence.socket_closed)(self.agent.pk)
+            await database_sync_to_async(presence.socket_closed)(self.agent_id)
         await super().disconnect(code)
 
     async def standing(self) -> realtime.Standing:
-        """The key's standing. While frames keep authenticating it (each through the shared cache,
-        which revocation and rotation refresh) the periodic re-check has nothing to add, so it reads
-        the database only for a socket that has been quiet, or once an expiry it knows of is due."""
+        """The key's standing, read as a request reads it (the key's record in the shared cache, which
+        revocation and rotation refresh after they commit, before they send their event; the database
+        without Redis). While frames keep authenticating the key the periodic re-check has nothing to
+        add: it asks only for a socket that has been quiet, or once an expiry it knows of is due."""
         now = time.time()
         due = [at for at in (self.expires_at, self.announced_expiry) if at is not None and at <= now]
         recently = self.authenticated_at is not None and (
@@ -250,7 +251,13 @@ class AgentConsumer(CredentialSocket):
         )
         if recently and not due:
             return realtime.Standing(expires_at=self.expires_at)
-        return await database_sync_to_async(key_services.key_standing)(key_id=self.key_id)
+        return await database_sync_to_async(self._standing)()
+
+    def _standing(self) -> realtime.Standing:
+        principal = key_services.authenticate(self.raw_key)
+        if principal is None:  # why, in the words of the database
+            return key_services.key_standing(key_id=self.key_id)
+        return realtime.Standing(expires_at=principal.expires_at)
 
     # --- frames ------------------------------------------------------------------------------
 
@@ -280,8 +287,8 @@ class AgentConsumer(CredentialSocket):
             beat = Beat(
                 raw_key=self.raw_key,
                 rate_key=self.rate_key,
-                organization_id=str(self.agent.organization_id),
-                agent_id=self.agent.pk,
+                organization_id=self.organization_id,
+                agent_id=self.agent_id,
                 ip_address=self.ip_address,
                 fields=fields,
             )
@@ -308,11 +315,11 @@ class AgentConsumer(CredentialSocket):
         extra = {"session_id": str(session_id)}
         try:
             if content["type"] == "stream.ack":
-                stream_services.session_activate(session_id=session_id, agent_id=self.agent.pk)
+                stream_services.session_activate(session_id=session_id, agent_id=self.agent_id)
                 return SILENT
             lines = stream_services.clean_lines(content.get("logs"))
             result = stream_services.stream_push(
-                session_id=session_id, agent_id=self.agent.pk, organization_id=self.agent.organization_id, lines=lines
+                session_id=session_id, agent_id=self.agent_id, organization_id=self.organization_id, lines=lines
             )
         except DomainError as exc:  # invalid lines, an unknown or ended session, Redis unavailable
             return Outcome(error=exc, extra=extra)
@@ -326,7 +333,7 @@ class AgentConsumer(CredentialSocket):
             return
         if outcome.ended:
             # The key no longer authenticates a request: the socket ends as a request would be refused.
-            standing = await database_sync_to_async(key_services.key_standing)(key_id=self.key_id)
+            standing = await database_sync_to_async(self._standing)()
             await self.end_for_credential(standing.ended or KEY_REFUSED)
             return
         self.authenticated_at = time.monotonic()
