@@ -14,6 +14,7 @@ embedded setup.
 
 import asyncio
 import logging
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ PROCESS = uuid.uuid4().hex  # this process's mark on the records it writes
 CHUNK = 1000  # records per pipelined write
 
 _open: Counter = Counter()  # agent id (str) → sockets open on this process
+_lock = threading.Lock()  # sockets open and close on a worker thread; the refresh reads on another
 _refresher: asyncio.Task | None = None
 
 
@@ -50,7 +52,8 @@ def connected_ids(agent_ids: Iterable) -> set:
 def socket_opened(agent_id) -> None:
     """An agent socket of this process is open (sync: call it from a worker thread)."""
     agent_id = str(agent_id)
-    _open[agent_id] += 1
+    with _lock:
+        _open[agent_id] += 1
     try:
         cache.set(presence_key(agent_id), PROCESS, settings.AGENT_PRESENCE_SECONDS)
     except Exception:
@@ -60,10 +63,11 @@ def socket_opened(agent_id) -> None:
 def socket_closed(agent_id) -> None:
     """An agent socket of this process closed (sync: call it from a worker thread)."""
     agent_id = str(agent_id)
-    _open[agent_id] -= 1
-    if _open[agent_id] > 0:
-        return
-    del _open[agent_id]
+    with _lock:
+        _open[agent_id] -= 1
+        if _open[agent_id] > 0:
+            return
+        del _open[agent_id]
     try:
         if cache.get(presence_key(agent_id)) == PROCESS:
             cache.delete(presence_key(agent_id))
@@ -73,7 +77,8 @@ def socket_closed(agent_id) -> None:
 
 def refresh() -> int:
     """Write this process's records again, with a fresh lifetime; how many."""
-    agent_ids = list(_open)
+    with _lock:
+        agent_ids = list(_open)
     for start in range(0, len(agent_ids), CHUNK):
         chunk = agent_ids[start : start + CHUNK]
         cache.set_many({presence_key(agent_id): PROCESS for agent_id in chunk}, settings.AGENT_PRESENCE_SECONDS)

@@ -8,14 +8,17 @@ back to one indexed query by prefix; revocation and rotation refresh that record
 commit (logfleet.shared_cache), so a revoked key fails on the very next request on every process.
 """
 
+import contextvars
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ActorType, Organization, User
@@ -148,6 +151,25 @@ def key_standing(*, key_id) -> realtime.Standing:
 
 # key id → monotonic time this process last asked the shared cache whether a write is due
 _touched_here: dict[str, float] = {}
+_deferred: contextvars.ContextVar[set | None] = contextvars.ContextVar("apikeys_deferred_touches", default=None)
+
+
+@contextmanager
+def touches_deferred():
+    """Inside the block, the keys that authenticate have last_used_at written together at its end, in one
+    UPDATE whose condition (not written in the last minute) is what decides across processes: for a
+    batch of frames of many keys (the agent sockets' heartbeats), instead of a cache ADD and an UPDATE
+    per key."""
+    due: set = set()
+    token = _deferred.set(due)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+        if due:
+            now = timezone.now()
+            stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(seconds=LAST_USED_EVERY))
+            APIKey.objects.filter(stale, id__in=due).update(last_used_at=now)
 
 
 def _touch(key_id: str) -> None:
@@ -160,6 +182,10 @@ def _touch(key_id: str) -> None:
     if now - _touched_here.get(key_id, -LAST_USED_EVERY) < LAST_USED_EVERY:
         return
     _touched_here[key_id] = now
+    deferred = _deferred.get()
+    if deferred is not None:
+        deferred.add(key_id)
+        return
     try:
         due = cache.add(f"apikey-used:{key_id}", 1, LAST_USED_EVERY)
     except Exception:

@@ -110,7 +110,8 @@ def heartbeat_batch(beats: list[Beat]) -> list[Outcome]:
                 stream_selectors.instructions_key(beat.agent_id),
             )
         )
-    with shared_cache.prefetched(*records):
+    records.discard(None)
+    with shared_cache.prefetched(*records), key_services.touches_deferred():
         usages = ratelimit.consume_keys(group="edge", keys=[beat.rate_key for beat in beats])
         outcomes: list[Outcome | None] = []
         writes, written = [], []
@@ -218,20 +219,30 @@ class AgentConsumer(CredentialSocket):
         # The bucket of the key and the agent, as the agent's HTTP requests (edge.views.EdgeView).
         self.rate_key = f"{principal.rate_key}:agent:{agent_id}"
         self.ip_address = scope_client_ip(self.scope)
-        if not await self.join_and_check(stream_services.agent_group(agent_id), realtime.api_key_group(principal.id)):
+        # Joined before the key is checked again, so that an end from now on sends an event here, and
+        # one that happened before is seen (streaming.consumers.CredentialSocket.join_and_check); the
+        # check, the presence record and the instructions in one hop to the worker thread.
+        await self.join(stream_services.agent_group(agent_id), realtime.api_key_group(principal.id))
+        standing, instructions = await database_sync_to_async(self._opened)()
+        if standing.ended:
+            self.closing = True
+            await self.refuse(Close.UNAUTHENTICATED, standing.ended)
             return
+        self.expires_at = standing.expires_at
         await self.accept()
-        instructions = await database_sync_to_async(self._opened)()
         presence.keep_fresh()
         for item in instructions:
             if item["action"] == "start":
                 await self.send_json({"type": "stream.start", **{k: v for k, v in item.items() if k != "action"}})
         self.watch_credential()
 
-    def _opened(self) -> list[dict]:
+    def _opened(self) -> tuple[realtime.Standing, list[dict]]:
+        standing = self._standing()
+        if standing.ended:
+            return standing, []
         presence.socket_opened(self.agent_id)
         self.present = True
-        return stream_selectors.agent_instructions(self.agent_id)
+        return standing, stream_selectors.agent_instructions(self.agent_id)
 
     async def disconnect(self, code):
         if getattr(self, "present", False):

@@ -340,6 +340,32 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
+# The agent socket is not an HTTP operation, so OpenAPI has no place for it but prose: here, in the
+# edge tag's description (the README's "The agent socket" says the same).
+EDGE_DESCRIPTION = """What agents call (X-API-Key).
+
+**The agent socket**: WebSocket `/api/v1/edge/agents/{id}/ws` with the `X-API-Key` header (the key
+needs `edge:stream`). JSON object frames of at most 64 KiB; any frame may carry `ref` (a string of
+at most 64 characters, or an integer), echoed by its answer (`null` when absent).
+
+- `{"type": "heartbeat", ref, status, version?, metrics?, config_status?, sources?}` (the heartbeat
+  body's fields; needs `edge:heartbeat`) → `{"type": "heartbeat.ack", ref, status: "acknowledged",
+  server_time, config_hash, streams}`; written and committed before the ack, as over HTTP.
+- `{"type": "logs", ref, session_id, logs}` (the stream push's rules; `edge:stream`) →
+  `{"type": "logs.ack", ref, session_id, accepted, filtered, dropped, session_status}`.
+- `{"type": "stream.ack", ref, session_id}`: the agent streams that session (answered only on error).
+- The server sends `{"type": "stream.start", session_id, filters, filter_query, expires_at}` and
+  `{"type": "stream.stop", session_id}` as sessions start and end (starts also on connecting).
+- A frame that fails: `{"type": "error", error, message, details, status, ref}` (the error envelope
+  and its HTTP status; `session_id` for a logs or stream.ack frame that named a valid one); the
+  socket stays open. Every frame counts against the Edge rate limit in the agent's bucket; over it,
+  `error: "rate_limited"` with `retry_after` (seconds).
+- An agent is `connected: true` while its socket is open on any server process.
+- Close codes: 4401 key refused, revoked, expired or past its rotation's grace (with a reason);
+  4403 the key lacks `edge:stream`; 4404 no such agent of the key's organization; 4413 a frame over
+  64 KiB.
+"""
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "LogFleet API",
     "DESCRIPTION": (
@@ -358,7 +384,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "metrics", "description": "Queries and the Prometheus export"},
         {"name": "dashboard", "description": "The fleet at a glance"},
         {"name": "streaming", "description": "Live log streaming"},
-        {"name": "edge", "description": "What agents call (X-API-Key)"},
+        {"name": "edge", "description": EDGE_DESCRIPTION},
         {"name": "audit", "description": "The audit log (admin)"},
         {"name": "operations", "description": "Health and readiness"},
     ],

@@ -18,6 +18,7 @@ from django.db import transaction
 logger = logging.getLogger("logfleet.cache")
 
 _prefetched: contextvars.ContextVar[dict | None] = contextvars.ContextVar("shared_cache_prefetched", default=None)
+_ABSENT = object()  # prefetched, and not in the cache: read_through loads it without asking again
 
 
 @contextmanager
@@ -32,15 +33,17 @@ def prefetched(*keys: str):
     except Exception:
         logger.warning("shared cache unavailable; reading %s from the database", keys, exc_info=True)
         found = {}
-    token = _prefetched.set(found)
+    token = _prefetched.set({key: found.get(key, _ABSENT) for key in keys})
     try:
         yield
     finally:
         _prefetched.reset(token)
 
 
-def read_through(key: str, load: Callable[[], object], ttl: int, *, written_by_commands: bool = False):
-    """The cached record, else `load()` (and cache it).
+def read_through(
+    key: str, load: Callable[[], object], ttl: int | Callable[[object], int], *, written_by_commands: bool = False
+):
+    """The cached record, else `load()` (and cache it for `ttl` seconds, or `ttl(record)`).
 
     `written_by_commands`: the record also changes through `manage.py` (key revocation and
     rotation), another process than the server. Without Redis each process has a cache of its own
@@ -49,17 +52,19 @@ def read_through(key: str, load: Callable[[], object], ttl: int, *, written_by_c
     if written_by_commands and not settings.REDIS_URL:
         return load()
     memo = _prefetched.get()
-    if memo is not None and key in memo:
-        return memo[key]
-    try:
-        value = cache.get(key)
-    except Exception:
-        logger.warning("shared cache unavailable; reading %s from the database", key, exc_info=True)
-        value = None
+    value = memo.get(key) if memo is not None else None
+    if value is not None and value is not _ABSENT:
+        return value
     if value is None:
+        try:
+            value = cache.get(key)
+        except Exception:
+            logger.warning("shared cache unavailable; reading %s from the database", key, exc_info=True)
+            value = None
+    if value is None or value is _ABSENT:
         value = load()
         try:
-            cache.add(key, value, ttl)
+            cache.add(key, value, ttl(value) if callable(ttl) else ttl)
         except Exception:
             logger.debug("could not cache %s", key, exc_info=True)
     if memo is not None:  # a second read in the same prefetched block costs no round trip
@@ -67,8 +72,9 @@ def read_through(key: str, load: Callable[[], object], ttl: int, *, written_by_c
     return value
 
 
-def refresh_after_commit(key: str, load: Callable[[], object] | None, ttl: int) -> None:
-    """Drop `key` now; after the commit write `load()` into it (or drop it again without `load`)."""
+def refresh_after_commit(key: str, load: Callable[[], object] | None, ttl: int | Callable[[object], int]) -> None:
+    """Drop `key` now; after the commit write `load()` into it for `ttl` seconds or `ttl(record)` (or
+    drop it again without `load`)."""
     memo = _prefetched.get()
     if memo is not None:
         memo.pop(key, None)
@@ -82,7 +88,8 @@ def refresh_after_commit(key: str, load: Callable[[], object] | None, ttl: int) 
             if load is None:
                 cache.delete(key)
             else:
-                cache.set(key, load(), ttl)
+                value = load()
+                cache.set(key, value, ttl(value) if callable(ttl) else ttl)
         except Exception:
             logger.warning("could not refresh %s in the shared cache", key, exc_info=True)
 

@@ -18,6 +18,9 @@ from streaming.models import OPEN_STATUSES, StreamSession
 
 RECENTLY_ENDED = timedelta(minutes=5)
 INSTRUCTIONS_TTL = 10  # seconds the heartbeat's stream instructions may be served from the cache
+# ... when there are none: nothing but a write (a start, which drops the cached list) can change an
+# empty list, while a listed session can end by itself (timeout, idle) and a stop ages out.
+NO_INSTRUCTIONS_TTL = 600
 SESSION_NOT_FOUND = "No such stream session"
 
 
@@ -72,12 +75,19 @@ def instructions_key(agent_id) -> str:
 def agent_instructions(agent_id) -> list[dict]:
     """`start` for every open session of the agent, `stop` for those that ended in the last 5 minutes.
 
-    Cached briefly in the shared cache (heartbeats are the hot path); every change to the agent's
-    sessions drops the cached list (streaming.services).
+    Cached in the shared cache (heartbeats are the hot path): briefly, or longer when empty; every
+    change to the agent's sessions drops the cached list (streaming.services).
     """
-    return shared_cache.read_through(
-        instructions_key(agent_id), lambda: _instructions(agent_id, timezone.now()), INSTRUCTIONS_TTL
-    )
+    return shared_cache.read_through(instructions_key(agent_id), lambda: instructions_load(agent_id), instructions_ttl)
+
+
+def instructions_load(agent_id) -> list[dict]:
+    """The agent's instructions from the database, as of now."""
+    return _instructions(agent_id, timezone.now())
+
+
+def instructions_ttl(instructions: list[dict]) -> int:
+    return INSTRUCTIONS_TTL if instructions else NO_INSTRUCTIONS_TTL
 
 
 def _instructions(agent_id, now: datetime) -> list[dict]:

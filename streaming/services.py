@@ -25,7 +25,7 @@ from agents.models import Agent, AgentStatus
 from logfleet import shared_cache
 from logfleet.errors import Conflict, Gone, Invalid, NotFound, Unavailable
 from streaming.models import OPEN_STATUSES, EndReason, SessionStatus, StreamSession
-from streaming.selectors import INSTRUCTIONS_TTL, instruction, instructions_key
+from streaming.selectors import instruction, instructions_key, instructions_load, instructions_ttl
 
 logger = logging.getLogger("logfleet.streaming")
 
@@ -63,7 +63,9 @@ def _require_channel_layer() -> None:
 
 
 def _sessions_changed(agent_id) -> None:
-    shared_cache.refresh_after_commit(instructions_key(agent_id), None, INSTRUCTIONS_TTL)
+    # Written after the commit (not only dropped), so that a heartbeat that read the sessions before
+    # the commit cannot put its stale list back for the long life of an empty one.
+    shared_cache.refresh_after_commit(instructions_key(agent_id), lambda: instructions_load(agent_id), instructions_ttl)
 
 
 # --- lifecycle -----------------------------------------------------------------------------

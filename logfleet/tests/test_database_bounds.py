@@ -760,9 +760,10 @@ def test_agent_socket_frames_are_checked_like_bodies(world):
         for session_id in ("x", "1" * 100, 10**20, {"id": 1}):
             await socket.send_json_to({"type": "logs", "session_id": session_id, "logs": []})
             error = await socket.receive_json_from(timeout=3)
-            assert (error["type"], error["status"], error["message"]) == ("error", 400, "session_id must be a UUID")
+            assert (error["type"], error["status"], error["error"]) == ("error", 400, "validation_error")
+            assert error["details"] == {"session_id": "must be a UUID"}, error
         await socket.send_json_to({"type": "logs", "session_id": str(session.pk), "logs": [{"message": "fine"}]})
-        assert (await socket.receive_json_from(timeout=3))["type"] == "ack"
+        assert (await socket.receive_json_from(timeout=3))["type"] == "logs.ack"
         await socket.disconnect()
 
     async_to_sync(frames)()

@@ -236,7 +236,7 @@ def test_no_frame_a_client_sends_fails_the_socket(server_kind):
                     assert answer["type"] == "error" and answer["status"] == 400, answer
                 await agent.send(json.dumps({"type": "stream.ack", "session_id": started["session_id"]}))
                 await agent.send(json.dumps({"type": "logs", "session_id": started["session_id"], "logs": []}))
-                assert json.loads(await asyncio.wait_for(agent.recv(), 5))["type"] == "ack"
+                assert json.loads(await asyncio.wait_for(agent.recv(), 5))["type"] == "logs.ack"
 
         asyncio.run(frames())
     finally:
