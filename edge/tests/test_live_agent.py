@@ -233,6 +233,8 @@ def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org
         time.sleep(3)
         assert requests_counted(server, token) == 55  # nothing counted twice
         assert MetricBatch.objects.filter(agent_id=agent.pk).count() >= 3
+        if proxy is None:  # the socket reconnected to the new process, after its random delay
+            wait_for(lambda: get(f"{server.url}/api/v1/agents/{agent.pk}", token)["connected"], 60, "reconnected")
     finally:
         process.send_signal(signal.SIGTERM)
         try:
