@@ -37,7 +37,7 @@ AGENT_CHOICES = 100  # the explorer's agent menu; an agent page's charts link to
 # --- the overview ------------------------------------------------------------------------------
 
 # What an agent's key needs (API.md section 6), and what the agent needs besides this repository's
-# edge/agent/ and metrics/engine.py: the pins of requirements.txt (a test keeps them equal).
+# edge/agent/ and metrics/engine/: the pins of requirements.txt (a test keeps them equal).
 EDGE_PERMISSIONS = ["edge:register", "edge:heartbeat", "edge:metrics", "edge:stream"]
 AGENT_PACKAGES = ("google-re2==1.1.20251105", "websockets==15.0.1")
 FIRST_KEY_NAME = "first agent"

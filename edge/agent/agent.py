@@ -19,6 +19,7 @@ from pathlib import Path
 from edge.agent.client import EdgeClient, RequestFailed, ServerUnavailable, backoff
 from edge.agent.queue import DiskQueue
 from edge.agent.tail import FileTailer, OffsetStore
+from edge.agent.websocket import AgentSocket, NotCarried, pack_lines
 from metrics import engine
 
 logger = logging.getLogger("logfleet.agent")
@@ -138,6 +139,14 @@ class Agent:
         self.metrics_interval = options.metrics_interval or DEFAULT_METRICS_INTERVAL
         self.sessions: dict[str, Session] = {}
         self.instructions: queue.Queue = queue.Queue()
+        # Heartbeats and live lines go over the socket while it is open, over HTTP otherwise.
+        self.socket = AgentSocket(
+            server=options.server,
+            api_key=options.api_key,
+            agent_id=lambda: self.agent_id,
+            on_instruction=self.instructions.put,
+            stop_event=self.stop_event,
+        )
         self.next = {
             "heartbeat": 0.0,
             "sync": 0.0,
@@ -157,7 +166,7 @@ class Agent:
         self._register()
         if self.agent_id is None:
             return
-        threading.Thread(target=self._websocket_loop, name="agent-websocket", daemon=True).start()
+        threading.Thread(target=self.socket.run, name="agent-websocket", daemon=True).start()
         while not self.stop_event.is_set():
             self.tick()
             self.stop_event.wait(self.options.poll_interval)
@@ -172,6 +181,7 @@ class Agent:
         for tailer in self.tailers.values():
             tailer.close()
         self.offsets.save()
+        self.socket.close()
         logger.info("stopped; %d metric batches wait in the queue", len(self.queue))
 
     def _register(self) -> None:
@@ -185,6 +195,8 @@ class Agent:
                     version=VERSION,
                     labels=self.options.labels,
                 )
+                if self.agent_id not in (None, agent["id"]):
+                    self.socket.close()  # it speaks for the agent it was opened for: reopen it for this one
                 self.agent_id = agent["id"]
                 logger.info("registered as %s (%s)", self.options.name, self.agent_id)
                 return
@@ -262,7 +274,7 @@ class Agent:
         if self.config_report is not None:
             body["config_status"] = self.config_report
         try:
-            answer = self.client.heartbeat(self.agent_id, body)
+            answer = self._over_socket("heartbeat", body, lambda: self.client.heartbeat(self.agent_id, body))
         except ServerUnavailable as exc:
             logger.warning("heartbeat failed: %s", exc)
             self.failing_since = self.failing_since or time.monotonic()
@@ -304,7 +316,7 @@ class Agent:
             while session.buffer:
                 batch, session.buffer = session.buffer[:MAX_STREAM_BATCH], session.buffer[MAX_STREAM_BATCH:]
                 try:
-                    self.client.push_lines(self.agent_id, session.id, batch)
+                    self._push_lines(session.id, batch)
                 except ServerUnavailable as exc:
                     logger.warning("could not stream lines (%s); dropping %d", exc, len(batch))
                     break
@@ -313,40 +325,28 @@ class Agent:
                     self.sessions.pop(session.id, None)
                     break
 
-    def _websocket_loop(self) -> None:
-        """Instant stream instructions (the heartbeat carries them too, every interval)."""
-        try:
-            from websockets.sync.client import connect
-        except ImportError:
-            logger.warning(
-                "the websockets package is not installed: stream starts and stops arrive with the heartbeat "
-                "(every %g s) instead of at once; pip install websockets to have them at once",
-                self.heartbeat_interval,
-            )
+    def _push_lines(self, session_id: str, lines: list[dict]) -> None:
+        """Over the socket in frames under its size limit (a line too large for one goes over HTTP)."""
+        if not self.socket.carries("logs"):
+            self.client.push_lines(self.agent_id, session_id, lines)
             return
-        url = self.options.server.replace("http://", "ws://").replace("https://", "wss://").rstrip("/")
-        url += f"/api/v1/edge/agents/{self.agent_id}/ws"
-        attempt = 0
-        while not self.stop_event.is_set():
-            try:
-                with connect(url, additional_headers={"X-API-Key": self.options.api_key}, open_timeout=10) as ws:
-                    attempt = 0
-                    while not self.stop_event.is_set():
-                        try:
-                            message = json.loads(ws.recv(timeout=1))
-                        except TimeoutError:
-                            continue
-                        if message.get("type") == "stream.start":
-                            self.instructions.put({**message, "action": "start"})
-                        elif message.get("type") == "stream.stop":
-                            self.instructions.put({"session_id": message["session_id"], "action": "stop"})
-            except Exception as exc:  # any failure of the socket: reconnect later
-                code = getattr(getattr(exc, "rcvd", None), "code", None)
-                if code in (4401, 4403):
-                    logger.error("the server refused the agent socket (%s); relying on heartbeats", code)
-                    return
-                attempt += 1
-                self.stop_event.wait(backoff(attempt, cap=30))
+        for over_socket, run in pack_lines(lines):
+
+            def over_http(run=run):
+                return self.client.push_lines(self.agent_id, session_id, run)
+
+            if over_socket:
+                self._over_socket("logs", {"session_id": session_id, "logs": run}, over_http)
+            else:
+                over_http()
+
+    def _over_socket(self, kind: str, fields: dict, http):
+        """One frame's answer over the socket, or the same request over HTTP when the socket does not
+        carry it. Either way ServerUnavailable or RequestFailed say why it failed."""
+        try:
+            return self.socket.request(kind, fields)
+        except NotCarried:
+            return http()
 
     # --- metric configs and samples ------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The agent's HTTP client for the Edge API (stdlib only)."""
 
 import json
-import time
+import random
 import urllib.error
 import urllib.request
 
@@ -87,9 +87,7 @@ class EdgeClient:
         return self.request("POST", f"/edge/agents/{agent_id}/stream", {"session_id": session_id, "logs": lines})[1]
 
 
-def backoff(attempt: int, cap: float = 60.0) -> float:
-    return min(cap, 2 ** min(attempt, 6))
-
-
-def now() -> float:
-    return time.time()
+def backoff(attempt: int, cap: float = 60.0, base: float = 1.0, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry `attempt` (0, 1, ...): uniform over [0, base * 2 ** attempt], at
+    most `cap` ("full jitter"), so that agents that failed together do not retry together."""
+    return (rng or random).uniform(0, min(cap, base * 2 ** min(attempt, 16)))

@@ -1,6 +1,6 @@
 """The reference agent stands on its own (README: "Install the agent on an edge host").
 
-`make agent-package` builds a wheel of edge/agent/ and metrics/engine.py, nothing else of the
+`make agent-package` builds a wheel of edge/agent/ and metrics/engine/, nothing else of the
 server, beside the wheels of its two pinned dependencies; installed from that folder alone into a
 fresh venv, where Django cannot be imported, `logfleet-agent` registers with a live server, ships
 metrics and streams lines. The engine is the agent's one import from the server's apps.
@@ -36,7 +36,7 @@ from metrics.examples import nginx_example
 
 BASE_DIR = Path(settings.BASE_DIR)
 AGENT_DIR = BASE_DIR / "edge" / "agent"
-ENGINE = BASE_DIR / "metrics" / "engine.py"
+ENGINE_DIR = BASE_DIR / "metrics" / "engine"
 # What the agent's third-party imports are called in the package's dependencies.
 DISTRIBUTION_OF = {"re2": "google-re2", "websockets": "websockets"}
 
@@ -64,11 +64,12 @@ def imports_of(path: Path) -> set[str]:
 def test_the_engine_is_the_agents_one_import_from_the_server():
     repo, stdlib = repo_top_level_names(), set(sys.stdlib_module_names)
     into_server, third_party = set(), set()
-    for path in [*sorted(AGENT_DIR.glob("*.py")), ENGINE]:
+    for path in [*sorted(AGENT_DIR.glob("*.py")), *sorted(ENGINE_DIR.glob("*.py"))]:
+        inside = "metrics.engine." if path.is_relative_to(ENGINE_DIR) else "edge.agent."
         for name in imports_of(path):
             top = name.split(".")[0]
             if top in repo:
-                if not name.startswith("edge.agent."):
+                if not name.startswith(inside):
                     into_server.add((path.name, ".".join(name.split(".")[:2])))
             elif top not in stdlib:
                 third_party.add(top)
@@ -120,7 +121,8 @@ def test_the_wheel_holds_the_agent_and_the_engine_and_nothing_else_of_the_server
         entry_points = archive.read(f"{info}/entry_points.txt").decode()
     code = {name for name in names if not name.startswith(f"{info}/")}
     agent = {f"edge/agent/{path.name}" for path in AGENT_DIR.glob("*.py")}
-    assert code == {"edge/__init__.py", "metrics/__init__.py", "metrics/engine.py", *agent}
+    engine_files = {f"metrics/engine/{path.name}" for path in ENGINE_DIR.glob("*.py")}
+    assert code == {"edge/__init__.py", "metrics/__init__.py", *engine_files, *agent}
     assert (BASE_DIR / "edge/__init__.py").read_text() == (BASE_DIR / "metrics/__init__.py").read_text() == ""
 
     # The dependencies are pinned, to the versions the server's own tests run (requirements.txt).

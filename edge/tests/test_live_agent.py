@@ -2,17 +2,23 @@
 
 Lines appended to the file become samples queryable through /metrics/query and live lines on a
 viewer's WebSocket; the server is stopped for a while and restarted, and no sample is lost or
-counted twice.
+counted twice. It runs twice: with the agent's heartbeats and lines over its WebSocket, and
+through a proxy that passes HTTP but no WebSocket, where the agent falls back to HTTP for them.
 """
 
 import asyncio
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import websockets
@@ -66,7 +72,59 @@ def wait_for(condition, timeout: float, what: str, describe=None):
     raise AssertionError(f"timed out waiting for {what}" + (f": {describe()}" if describe else ""))
 
 
-def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org, tmp_path):
+class HttpOnlyProxy:
+    """A reverse proxy to `upstream` that passes HTTP requests and refuses WebSocket upgrades (502),
+    as some proxies in front of a server do."""
+
+    def __init__(self, upstream: str):
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                if self.headers.get("Upgrade", "").lower() == "websocket":
+                    self.answer(502, {}, b"")
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                request = urllib.request.Request(upstream + self.path, data=body, method=self.command, headers=headers)
+                try:
+                    with urllib.request.urlopen(request, timeout=15) as response:
+                        self.answer(response.status, response.headers, response.read())
+                except urllib.error.HTTPError as exc:
+                    self.answer(exc.code, exc.headers, exc.read())
+                except OSError:
+                    self.answer(502, {}, b"")
+
+            def answer(self, status, headers, body):
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def http_heartbeats(server) -> int:
+    """The HTTP heartbeats in the server's access log."""
+    return len(re.findall(r'"POST /api/v1/edge/agents/[0-9a-f-]+/heartbeat', server.output(full=True)))
+
+
+@pytest.mark.parametrize("transport", ["socket", "http behind a proxy without websockets"])
+def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org, tmp_path, transport):
     user = UserFactory(organization=org, role=Role.ADMIN)
     token = client_for(user).tokens.token
     _key, raw_key = make_key(org)
@@ -85,6 +143,7 @@ def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org
     # The test polls the dashboard and agent endpoints far faster than a person would.
     env = {"LOGFLEET_RATE_DASHBOARD": "100000/m", "LOGFLEET_RATE_AGENTS": "100000/m"}
     server = LiveServer(env)
+    proxy = HttpOnlyProxy(server.url) if transport != "socket" else None
     agent_log = open(tmp_path / "agent.log", "w+")  # noqa: SIM115
     process = subprocess.Popen(
         [
@@ -92,7 +151,7 @@ def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org
             "-m",
             "edge.agent",
             "--server",
-            server.url,
+            proxy.url if proxy else server.url,
             "--name",
             "store-01",
             "--source",
@@ -117,6 +176,8 @@ def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org
 
     try:
         wait_for(lambda: Agent.objects.with_status().get(pk=agent.pk).status == "online", 30, "the agent online")
+        if proxy is None:
+            wait_for(lambda: get(f"{server.url}/api/v1/agents/{agent.pk}", token)["connected"], 30, "connected")
         wait_for(lambda: "applied 1 metric config" in agent_output(), 30, "the config applied")
         wait_for(
             lambda: get(f"{server.url}/api/v1/agents/{agent.pk}", token)["config_status"] == "in_sync",
@@ -133,7 +194,9 @@ def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org
         async def watch():
             async with websockets.connect(f"{started['websocket_url']}?token={token}") as ws:
                 assert json.loads(await ws.recv())["event"] == "session_started"
-                await asyncio.sleep(1.0)  # the agent hears of the session on its WebSocket
+                # At once over its WebSocket; at its next heartbeat (5 s) without one.
+                session_heard = f"streaming session {started['session_id']} started"
+                await asyncio.to_thread(wait_for, lambda: session_heard in agent_output(), 15, "the session heard of")
                 await asyncio.to_thread(append, 3, '10.0.0.1 - - [x] "GET /marker-42 HTTP/1.1" 200 1 request_time=0.1')
                 await asyncio.to_thread(append, 2)
                 frames = [json.loads(await asyncio.wait_for(ws.recv(), 15)) for _ in range(3)]
@@ -149,6 +212,16 @@ def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org
             lambda: (requests_counted(server, token), agent_output()),
         )
 
+        # About twelve heartbeats so far: over the socket all but maybe the first (sent while it
+        # connected), over HTTP all of them behind the proxy, which the agent was never connected through.
+        agent_view = get(f"{server.url}/api/v1/agents/{agent.pk}", token)
+        assert agent_view["status"] == "online"
+        if proxy is None:
+            assert agent_view["connected"] and http_heartbeats(server) <= 1, server.output()
+            assert "agent socket connected" in agent_output()
+        else:
+            assert not agent_view["connected"] and http_heartbeats(server) >= 3, server.output()
+            assert "agent socket unavailable" in agent_output()
         port = server.port
         server.stop()
         append(20)
@@ -160,6 +233,8 @@ def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org
         time.sleep(3)
         assert requests_counted(server, token) == 55  # nothing counted twice
         assert MetricBatch.objects.filter(agent_id=agent.pk).count() >= 3
+        if proxy is None:  # the socket reconnected to the new process, after its random delay
+            wait_for(lambda: get(f"{server.url}/api/v1/agents/{agent.pk}", token)["connected"], 60, "reconnected")
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -169,4 +244,6 @@ def test_log_lines_become_metrics_and_live_lines_and_survive_a_server_outage(org
                 process.kill()
             server.stop()
             agent_log.close()
+            if proxy is not None:
+                proxy.stop()
     assert "stopped;" in (tmp_path / "agent.log").read_text()
