@@ -45,3 +45,12 @@ def notification_delivery_list(*, channel: NotificationChannel) -> QuerySet[Noti
 def notification_delivery_attempts(*, delivery: NotificationDelivery) -> QuerySet[NotificationAttempt]:
     """Every attempt of a delivery, first to last."""
     return NotificationAttempt.objects.filter(delivery=delivery).order_by("number")
+
+
+def notification_delivery_recent(*, organization_id, channel_id=None) -> QuerySet[NotificationDelivery]:
+    """The organization's deliveries to all its channels (or to the channel `channel_id` only),
+    newest first (ties by id), with their events and channels: the dashboard's Deliveries table."""
+    deliveries = NotificationDelivery.objects.filter(channel__organization_id=organization_id)
+    if channel_id is not None:
+        deliveries = deliveries.filter(channel_id=channel_id)
+    return deliveries.select_related("event", "channel").order_by("-created_at", "-id")
