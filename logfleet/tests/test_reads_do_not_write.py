@@ -140,6 +140,9 @@ PAGE_GETS = {
     "keys": ["/keys", "/keys?status=revoked&page=2"],
     "members": ["/members"],
     "audit": ["/audit", "/audit?action=auth.login&actor=someone@example.com"],
+    "notifications": ["/notifications", "/notifications?channel={channel}&page=2"],
+    "notifications/deliveries": ["/notifications/deliveries", "/notifications/deliveries?channel={channel}"],
+    "notifications/<uuid:channel_id>": ["/notifications/{channel}"],
     "": ["/", "/?wait=first-agent"],
     "first-agent/key": ["/first-agent/key"],
     "metrics": [
