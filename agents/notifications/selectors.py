@@ -54,3 +54,9 @@ def notification_delivery_recent(*, organization_id, channel_id=None) -> QuerySe
     if channel_id is not None:
         deliveries = deliveries.filter(channel_id=channel_id)
     return deliveries.select_related("event", "channel").order_by("-created_at", "-id")
+
+
+def notification_delivery_rows(*, ids) -> dict:
+    """Deliveries by id, with their events and channels: the rows of a page whose ids a scoped
+    selector (notification_delivery_recent) listed, read by primary key alone."""
+    return NotificationDelivery.objects.select_related("event", "channel").in_bulk(list(ids))
