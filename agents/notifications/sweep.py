@@ -261,7 +261,14 @@ def _announce_agents(agent_ids: list) -> SweepResult:
             )
         announcement.status, announcement.config_failed_hash, announcement.updated_at = status, failed_hash, now
         changed.append(announcement)
-    AgentAnnouncement.objects.bulk_update(changed, ["status", "config_failed_hash", "updated_at"], batch_size=1000)
+    # One UPDATE per distinct new state (a few), not Django's bulk_update (a CASE per row).
+    by_state = defaultdict(list)
+    for announcement in changed:
+        by_state[(announcement.status, announcement.config_failed_hash)].append(announcement.agent_id)
+    for (status, failed_hash), ids in by_state.items():
+        AgentAnnouncement.objects.filter(agent_id__in=ids).update(
+            status=status, config_failed_hash=failed_hash, updated_at=now
+        )
     written_events, written_deliveries = writes.save()
     return SweepResult(transitions=len(changed), events=written_events, deliveries=written_deliveries)
 
@@ -320,7 +327,10 @@ def _announce_key_batch(key_ids: list) -> SweepResult:
         )
         announcement.expiring_for, announcement.updated_at = key.expires_at, now
         changed.append(announcement)
-    KeyAnnouncement.objects.bulk_update(changed, ["expiring_for", "updated_at"], batch_size=1000)
+    for announcement in changed:  # each key has its own expiry; keys expire far less often than agents change
+        KeyAnnouncement.objects.filter(pk=announcement.pk).update(
+            expiring_for=announcement.expiring_for, updated_at=now
+        )
     written_events, written_deliveries = writes.save()
     return SweepResult(events=written_events, deliveries=written_deliveries)
 
