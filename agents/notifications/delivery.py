@@ -16,6 +16,7 @@ import json
 import logging
 import time
 import uuid
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -194,11 +195,23 @@ def _send(job: _Job) -> Outcome:
 
 
 def _record(deliveries: list[NotificationDelivery], token: uuid.UUID, outcomes: list[Outcome]) -> DeliveryResult:
+    """Write each outcome and its attempt, for the deliveries this sender still holds the lease of;
+    the deliveries with the same outcome in one UPDATE (a batch that went well is one statement)."""
     result = DeliveryResult()
-    attempts = []
     with transaction.atomic():
         now = timezone.now()
+        # Locked until the commit: a lease cannot run out and be taken between this check and the writes.
+        held = set(
+            NotificationDelivery.objects.select_for_update()
+            .filter(pk__in=[delivery.pk for delivery in deliveries], lease_token=token)
+            .values_list("pk", flat=True)
+        )
+        groups: dict[tuple, list] = defaultdict(list)
+        attempts = []
         for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            if delivery.pk not in held:  # the lease ran out and another sender took it: it records its own
+                result.lost_leases += 1
+                continue
             number = delivery.attempts + 1
             if outcome.delivered:
                 status, next_attempt_at, delivered_at = DeliveryStatus.DELIVERED, None, now
@@ -207,20 +220,8 @@ def _record(deliveries: list[NotificationDelivery], token: uuid.UUID, outcomes: 
             else:
                 status, next_attempt_at = DeliveryStatus.PENDING, now + timedelta(seconds=retry_delay(number))
                 delivered_at = None
-            updated = NotificationDelivery.objects.filter(pk=delivery.pk, lease_token=token).update(
-                status=status,
-                attempts=number,
-                next_attempt_at=next_attempt_at,
-                lease_token=None,
-                last_attempt_at=now,
-                response_status=outcome.status,
-                error=outcome.error,
-                response_body=outcome.body,
-                delivered_at=delivered_at,
-            )
-            if not updated:  # the lease ran out and another sender took the delivery: it records its own
-                result.lost_leases += 1
-                continue
+            key = (status, number, next_attempt_at, delivered_at, outcome.status, outcome.error, outcome.body)
+            groups[key].append(delivery.pk)
             attempts.append(
                 NotificationAttempt(
                     delivery_id=delivery.pk,
@@ -245,7 +246,19 @@ def _record(deliveries: list[NotificationDelivery], token: uuid.UUID, outcomes: 
                     outcome.error,
                     "; giving up" if status == DeliveryStatus.FAILED else "",
                 )
-        NotificationAttempt.objects.bulk_create(attempts)
+        for (status, number, next_attempt_at, delivered_at, response_status, error, body), ids in groups.items():
+            NotificationDelivery.objects.filter(pk__in=ids).update(
+                status=status,
+                attempts=number,
+                next_attempt_at=next_attempt_at,
+                lease_token=None,
+                last_attempt_at=now,
+                response_status=response_status,
+                error=error,
+                response_body=body,
+                delivered_at=delivered_at,
+            )
+        NotificationAttempt.objects.bulk_create(attempts, batch_size=500)
     return result
 
 

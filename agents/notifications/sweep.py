@@ -343,14 +343,12 @@ def prune(*, limit: int = PRUNE_PER_SWEEP) -> int:
     `limit` of each per call, in short transactions. How many rows went."""
     cutoff = timezone.now() - timedelta(days=settings.NOTIFICATION_RETENTION_DAYS)
     old_deliveries = NotificationDelivery.objects.filter(created_at__lt=cutoff)
-    deleted = delete_in_chunks(_first(old_deliveries, limit), chunk_size=1000)
     old_events = NotificationEvent.objects.filter(occurred_at__lt=cutoff).exclude(
         Exists(NotificationDelivery.objects.filter(event_id=OuterRef("pk")))
     )
-    return deleted + delete_in_chunks(_first(old_events, limit), chunk_size=1000)
-
-
-def _first(queryset, limit: int):
-    """The first `limit` rows of `queryset`, as a queryset delete_in_chunks can page through."""
-    ids = list(queryset.order_by().values_list("pk", flat=True)[:limit])
-    return queryset.model.objects.filter(pk__in=ids)
+    deleted = 0
+    for queryset in (old_deliveries, old_events):  # deliveries first: then their events have none left
+        ids = list(queryset.order_by().values_list("pk", flat=True)[:limit])
+        if ids:
+            deleted += delete_in_chunks(queryset.model.objects.filter(pk__in=ids), chunk_size=1000)
+    return deleted
