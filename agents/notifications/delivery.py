@@ -16,6 +16,7 @@ import json
 import logging
 import time
 import uuid
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,7 +41,10 @@ RETRY_FOR = timedelta(hours=24)
 FIRST_RETRY_SECONDS = 30
 MAX_RETRY_SECONDS = 3600
 DEFAULT_WORKERS = 8
-ROUNDS_PER_BATCH = 4  # a batch is this many deliveries per worker thread
+# Deliveries claimed at once: 4 per sender thread, and at least 100 (each claim and each record is a
+# transaction of its own).
+MIN_BATCH = 100
+ROUNDS_PER_BATCH = 4
 
 
 def retry_delay(attempts: int) -> int:
@@ -72,13 +76,19 @@ class DeliveryResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def _lease_seconds() -> int:
+def batch_size(workers: int) -> int:
+    return max(MIN_BATCH, workers * ROUNDS_PER_BATCH)
+
+
+def _lease_seconds(limit: int, workers: int) -> int:
     # Every round of a batch may take a whole timeout, plus time to resolve and to record.
-    return ROUNDS_PER_BATCH * (settings.WEBHOOK_TIMEOUT + 5) + 60
+    rounds = -(-limit // workers)
+    return rounds * (settings.WEBHOOK_TIMEOUT + 5) + 60
 
 
-def claim(*, limit: int) -> tuple[list[NotificationDelivery], uuid.UUID]:
-    """Take up to `limit` due deliveries (oldest due first) under a new lease."""
+def claim(*, limit: int, workers: int) -> tuple[list[NotificationDelivery], uuid.UUID]:
+    """Take up to `limit` due deliveries (oldest due first) under a new lease, long enough for
+    `workers` threads to send them all."""
     token = uuid.uuid4()
     with transaction.atomic():
         now = timezone.now()
@@ -90,7 +100,7 @@ def claim(*, limit: int) -> tuple[list[NotificationDelivery], uuid.UUID]:
         )
         if due:
             NotificationDelivery.objects.filter(pk__in=[delivery.pk for delivery in due]).update(
-                lease_token=token, next_attempt_at=now + timedelta(seconds=_lease_seconds())
+                lease_token=token, next_attempt_at=now + timedelta(seconds=_lease_seconds(limit, workers))
             )
     return due, token
 
@@ -133,14 +143,16 @@ def _email_message(payload: dict) -> tuple[str, str]:
     return subject, "\n".join(lines) + "\n"
 
 
-def _prepare(delivery: NotificationDelivery) -> _Job:
+def _prepare(delivery: NotificationDelivery, secrets_read: dict) -> _Job:
     channel, event = delivery.channel, delivery.event
     if not channel.enabled and event.type != EventType.TEST:
         return _Job(kind=channel.kind, target="", refused="the channel was disabled before the event was sent")
     if channel.kind == ChannelKind.EMAIL:
         subject, message = _email_message(event.payload)
         return _Job(kind=ChannelKind.EMAIL, target=channel.email, subject=subject, message=message)
-    secret = secrets.decrypt(channel.secret_encrypted)
+    if channel.pk not in secrets_read:  # once per channel and batch
+        secrets_read[channel.pk] = secrets.decrypt(channel.secret_encrypted)
+    secret = secrets_read[channel.pk]
     if secret is None:
         return _Job(
             kind=channel.kind, target="", refused="the signing secret cannot be read (WEBHOOK_SECRET_KEY changed)"
@@ -183,11 +195,23 @@ def _send(job: _Job) -> Outcome:
 
 
 def _record(deliveries: list[NotificationDelivery], token: uuid.UUID, outcomes: list[Outcome]) -> DeliveryResult:
+    """Write each outcome and its attempt, for the deliveries this sender still holds the lease of;
+    the deliveries with the same outcome in one UPDATE (a batch that went well is one statement)."""
     result = DeliveryResult()
-    attempts = []
     with transaction.atomic():
         now = timezone.now()
+        # Locked until the commit: a lease cannot run out and be taken between this check and the writes.
+        held = set(
+            NotificationDelivery.objects.select_for_update()
+            .filter(pk__in=[delivery.pk for delivery in deliveries], lease_token=token)
+            .values_list("pk", flat=True)
+        )
+        groups: dict[tuple, list] = defaultdict(list)
+        attempts = []
         for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            if delivery.pk not in held:  # the lease ran out and another sender took it: it records its own
+                result.lost_leases += 1
+                continue
             number = delivery.attempts + 1
             if outcome.delivered:
                 status, next_attempt_at, delivered_at = DeliveryStatus.DELIVERED, None, now
@@ -196,20 +220,8 @@ def _record(deliveries: list[NotificationDelivery], token: uuid.UUID, outcomes: 
             else:
                 status, next_attempt_at = DeliveryStatus.PENDING, now + timedelta(seconds=retry_delay(number))
                 delivered_at = None
-            updated = NotificationDelivery.objects.filter(pk=delivery.pk, lease_token=token).update(
-                status=status,
-                attempts=number,
-                next_attempt_at=next_attempt_at,
-                lease_token=None,
-                last_attempt_at=now,
-                response_status=outcome.status,
-                error=outcome.error,
-                response_body=outcome.body,
-                delivered_at=delivered_at,
-            )
-            if not updated:  # the lease ran out and another sender took the delivery: it records its own
-                result.lost_leases += 1
-                continue
+            key = (status, number, next_attempt_at, delivered_at, outcome.status, outcome.error, outcome.body)
+            groups[key].append(delivery.pk)
             attempts.append(
                 NotificationAttempt(
                     delivery_id=delivery.pk,
@@ -234,7 +246,19 @@ def _record(deliveries: list[NotificationDelivery], token: uuid.UUID, outcomes: 
                     outcome.error,
                     "; giving up" if status == DeliveryStatus.FAILED else "",
                 )
-        NotificationAttempt.objects.bulk_create(attempts)
+        for (status, number, next_attempt_at, delivered_at, response_status, error, body), ids in groups.items():
+            NotificationDelivery.objects.filter(pk__in=ids).update(
+                status=status,
+                attempts=number,
+                next_attempt_at=next_attempt_at,
+                lease_token=None,
+                last_attempt_at=now,
+                response_status=response_status,
+                error=error,
+                response_body=body,
+                delivered_at=delivered_at,
+            )
+        NotificationAttempt.objects.bulk_create(attempts, batch_size=500)
     return result
 
 
@@ -244,10 +268,11 @@ def deliver_due(*, workers: int = DEFAULT_WORKERS) -> DeliveryResult:
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sendalerts") as pool:
         while True:
-            deliveries, token = claim(limit=workers * ROUNDS_PER_BATCH)
+            deliveries, token = claim(limit=batch_size(workers), workers=workers)
             if not deliveries:
                 break
-            jobs = [_prepare(delivery) for delivery in deliveries]
+            secrets_read = {}
+            jobs = [_prepare(delivery, secrets_read) for delivery in deliveries]
             outcomes = list(pool.map(_send, jobs))
             total.add(_record(deliveries, token, outcomes))
     total.seconds = time.monotonic() - started

@@ -261,7 +261,14 @@ def _announce_agents(agent_ids: list) -> SweepResult:
             )
         announcement.status, announcement.config_failed_hash, announcement.updated_at = status, failed_hash, now
         changed.append(announcement)
-    AgentAnnouncement.objects.bulk_update(changed, ["status", "config_failed_hash", "updated_at"], batch_size=1000)
+    # One UPDATE per distinct new state (a few), not Django's bulk_update (a CASE per row).
+    by_state = defaultdict(list)
+    for announcement in changed:
+        by_state[(announcement.status, announcement.config_failed_hash)].append(announcement.agent_id)
+    for (status, failed_hash), ids in by_state.items():
+        AgentAnnouncement.objects.filter(agent_id__in=ids).update(
+            status=status, config_failed_hash=failed_hash, updated_at=now
+        )
     written_events, written_deliveries = writes.save()
     return SweepResult(transitions=len(changed), events=written_events, deliveries=written_deliveries)
 
@@ -320,7 +327,10 @@ def _announce_key_batch(key_ids: list) -> SweepResult:
         )
         announcement.expiring_for, announcement.updated_at = key.expires_at, now
         changed.append(announcement)
-    KeyAnnouncement.objects.bulk_update(changed, ["expiring_for", "updated_at"], batch_size=1000)
+    for announcement in changed:  # each key has its own expiry; keys expire far less often than agents change
+        KeyAnnouncement.objects.filter(pk=announcement.pk).update(
+            expiring_for=announcement.expiring_for, updated_at=now
+        )
     written_events, written_deliveries = writes.save()
     return SweepResult(events=written_events, deliveries=written_deliveries)
 
@@ -333,14 +343,12 @@ def prune(*, limit: int = PRUNE_PER_SWEEP) -> int:
     `limit` of each per call, in short transactions. How many rows went."""
     cutoff = timezone.now() - timedelta(days=settings.NOTIFICATION_RETENTION_DAYS)
     old_deliveries = NotificationDelivery.objects.filter(created_at__lt=cutoff)
-    deleted = delete_in_chunks(_first(old_deliveries, limit), chunk_size=1000)
     old_events = NotificationEvent.objects.filter(occurred_at__lt=cutoff).exclude(
         Exists(NotificationDelivery.objects.filter(event_id=OuterRef("pk")))
     )
-    return deleted + delete_in_chunks(_first(old_events, limit), chunk_size=1000)
-
-
-def _first(queryset, limit: int):
-    """The first `limit` rows of `queryset`, as a queryset delete_in_chunks can page through."""
-    ids = list(queryset.order_by().values_list("pk", flat=True)[:limit])
-    return queryset.model.objects.filter(pk__in=ids)
+    deleted = 0
+    for queryset in (old_deliveries, old_events):  # deliveries first: then their events have none left
+        ids = list(queryset.order_by().values_list("pk", flat=True)[:limit])
+        if ids:
+            deleted += delete_in_chunks(queryset.model.objects.filter(pk__in=ids), chunk_size=1000)
+    return deleted

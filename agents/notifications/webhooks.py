@@ -176,11 +176,19 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> A
                 error=storable(f"not sent: {host} resolves to {refused[0]}, which {PRIVATE_MESSAGE}", ERROR_MAX)
             )
     connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(host, port, address=addresses[0], timeout=timeout)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.monotonic()
+    connection = None
     try:
-        connection.connect()
+        for index, address in enumerate(addresses):  # the checked addresses, in the resolver's order
+            connection = connection_class(host, port, address=address, timeout=timeout)
+            try:
+                connection.connect()
+                break
+            except OSError:
+                connection.close()
+                if index == len(addresses) - 1 or time.monotonic() - started >= timeout:
+                    raise
         peer = connection.sock.getpeername()[0]
         if not allow_private and not address_allowed(peer):
             return Answer(error=storable(f"not sent: connected to {peer}, which {PRIVATE_MESSAGE}", ERROR_MAX))
@@ -194,4 +202,5 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> A
     except (OSError, http.client.HTTPException, ValueError) as exc:
         return Answer(error=storable(f"{type(exc).__name__}: {exc}", ERROR_MAX))
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()

@@ -339,6 +339,23 @@ def test_a_private_address_is_refused_at_delivery_too(admin_client, edge, receiv
     assert receiver.requests[0].headers["Host"] == f"hooks.example.com:{port}"  # the URL's host, not the address
 
 
+def test_the_next_checked_address_is_tried_when_one_refuses(admin_client, receiver, allow_private, monkeypatch):
+    port = receiver.server.server_address[1]
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "hooks.example.com":  # nothing listens on 127.0.0.2: the first address refuses
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in ("127.0.0.2", "127.0.0.1")]
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    channel, secret = add_webhook(admin_client, f"http://hooks.example.com:{port}/hook")
+    admin_client.post(f"{CHANNELS}/{channel['id']}/test")
+    sendalerts()
+    (request,) = receiver.requests
+    assert request.signed_with(secret) and deliveries()[0].status == "delivered"
+
+
 def test_email_channels_get_one_message_per_event_with_the_agents_link(admin_client, edge, clock):
     r = admin_client.post(
         CHANNELS,

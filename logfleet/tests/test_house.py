@@ -55,7 +55,14 @@ def test_only_the_api_layer_speaks_drf():
 
 def test_every_benchmark_command_lives_in_bench():
     benchmarks = {name: app for name, app in get_commands().items() if name.startswith("bench_")}
-    assert set(benchmarks) == {"bench_edge", "bench_load", "bench_metrics", "bench_pages", "bench_stream"}
+    assert set(benchmarks) == {
+        "bench_alerts",
+        "bench_edge",
+        "bench_load",
+        "bench_metrics",
+        "bench_pages",
+        "bench_stream",
+    }
     assert set(benchmarks.values()) == {"bench"}
 
 
