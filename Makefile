@@ -16,10 +16,13 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 
 install: $(VENV)/.installed
 
-## Migrate and serve on http://localhost:$(PORT) with Daphne (SQLite unless DATABASE_URL is set).
+## Migrate and serve on http://localhost:$(PORT) with Daphne (SQLite unless DATABASE_URL is set), with one
+## notification sender (manage.py sendalerts) beside it, stopped with the server.
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python manage.py sendalerts & sender=$$!; \
+	trap 'kill $$sender 2>/dev/null; wait $$sender' EXIT INT TERM; \
 	$(BIN)/daphne -b 0.0.0.0 -p $(PORT) logfleet.asgi:application
 
 ## The whole suite, on SQLite by default; set DATABASE_URL and REDIS_URL for PostgreSQL + Redis.

@@ -25,3 +25,28 @@ def clean_labels(value) -> dict:
         if not isinstance(label, str) or len(label) > LABEL_VALUE_MAX:
             raise Invalid(details={"": f"label {key!r} must be a string of at most {LABEL_VALUE_MAX} characters"})
     return value
+
+
+# --- labels as people type them on the dashboard's forms ---------------------------------------
+
+
+def labels_as_text(labels: dict) -> str:
+    """One `key:value` a line, sorted by key: what a labels field of a page shows."""
+    return "".join(f"{key}:{value}\n" for key, value in sorted(labels.items()))
+
+
+def labels_from_text(text: str, *, field: str = "labels") -> dict:
+    """One `key:value` a line (blank lines skipped) as a labels object; Invalid naming `field` when
+    a line has no colon or repeats a key. `clean_labels` (through the API's serializer) checks the rest."""
+    labels = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if not sep or not key:
+            raise Invalid(details={field: f"line {number}: write each label as key:value"})
+        if key in labels:
+            raise Invalid(details={field: f"line {number}: the key {key!r} is there twice"})
+        labels[key] = value.strip()
+    return labels

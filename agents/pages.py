@@ -16,6 +16,7 @@ from django.utils.cache import patch_vary_headers
 from accounts.browser import page, role_allows
 from accounts.models import Role
 from agents import selectors, services
+from agents.labels import labels_as_text, labels_from_text
 from agents.models import Agent
 from agents.serializers import AgentConfigUpdateSerializer, AgentFilterSerializer, AgentWriteSerializer
 from logfleet import errors
@@ -126,27 +127,6 @@ def _agent_or_404(request: HttpRequest, agent_id) -> Agent | None:
         return None
 
 
-def _labels_text(labels: dict) -> str:
-    return "".join(f"{key}:{value}\n" for key, value in sorted(labels.items()))
-
-
-def _parse_labels(text: str) -> dict:
-    """One `key:value` a line (blank lines skipped) as a labels object; Invalid naming `labels`
-    when a line has no colon or repeats a key. The API's serializer checks the rest."""
-    labels = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        key, sep, value = line.partition(":")
-        key = key.strip()
-        if not sep or not key:
-            raise errors.Invalid(details={"labels": f"line {number}: write each label as key:value"})
-        if key in labels:
-            raise errors.Invalid(details={"labels": f"line {number}: the key {key!r} is there twice"})
-        labels[key] = value.strip()
-    return labels
-
-
 def _config_text(config: dict) -> str:
     return json.dumps(config, indent=2, sort_keys=True)
 
@@ -177,7 +157,7 @@ def _detail(
         "config": config,
         "config_text": _config_text(config["config"]),
         "can_write": role_allows(request.user.role, Role.MEMBER),
-        "labels_form": labels_form or Form(data={"labels": _labels_text(agent.labels)}),
+        "labels_form": labels_form or Form(data={"labels": labels_as_text(agent.labels)}),
         "config_form": config_form
         or Form(data={"config": _config_text(config["config"]), "version": config["version"]}),
         "label_items": sorted(agent.labels.items()),
@@ -205,7 +185,7 @@ def agent_labels(request: HttpRequest, agent_id) -> HttpResponse:
         return error_page(request, 404, "There is no such agent in your organization.")
     text = request.POST.get("labels", "")
     try:
-        data = {"labels": _parse_labels(text)}
+        data = {"labels": labels_from_text(text)}
     except errors.Invalid as exc:
         form = Form(data={"labels": text}, errors=dict(exc.details), status=400)
     else:

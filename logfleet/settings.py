@@ -384,6 +384,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "metrics", "description": "Queries and the Prometheus export"},
         {"name": "dashboard", "description": "The fleet at a glance"},
         {"name": "streaming", "description": "Live log streaming"},
+        {"name": "notifications", "description": "Webhook and email channels for agent transitions (admin)"},
         {"name": "edge", "description": EDGE_DESCRIPTION},
         {"name": "audit", "description": "The audit log (admin)"},
         {"name": "operations", "description": "Health and readiness"},
@@ -406,6 +407,10 @@ SPECTACULAR_SETTINGS = {
         "StreamSessionStatusEnum": "streaming.models.SessionStatus",
         "UserStatusEnum": "accounts.models.UserStatus",
         "MetricTypeEnum": "metrics.models.MetricType",
+        "DeliveryStatusEnum": "agents.models.DeliveryStatus",
+        "ChannelKindEnum": "agents.models.ChannelKind",
+        "EventTypeEnum": "agents.models.EventType",
+        "SubscribableEventEnum": "agents.models.SUBSCRIBABLE_EVENTS",
     },
 }
 
@@ -461,6 +466,17 @@ HISTORY_RETENTION_DAYS = env_int("HISTORY_RETENTION_DAYS", 365, minimum=1)
 METRIC_TEST_MAX_WORK = env_int("METRIC_TEST_MAX_WORK", 10_000_000, minimum=1)
 METRIC_TEST_DEADLINE_MS = env_int("METRIC_TEST_DEADLINE_MS", 2000, minimum=1)
 METRIC_TEST_MAX_RESPONSE_BYTES = env_int("METRIC_TEST_MAX_RESPONSE_BYTES", 2 * 1024 * 1024, minimum=1024)
+# Notifications (API.md section 11): how often `manage.py sendalerts` looks for agent transitions and due
+# deliveries; whether webhook URLs may point at loopback and private addresses; seconds per webhook
+# attempt; channels per organization; how long finished deliveries (and their events) are kept.
+ALERT_SWEEP_SECONDS = env_seconds("ALERT_SWEEP_SECONDS", 10)
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10, minimum=1, maximum=300)
+MAX_NOTIFICATION_CHANNELS_PER_ORG = env_int("MAX_NOTIFICATION_CHANNELS_PER_ORG", 50, minimum=1)
+NOTIFICATION_RETENTION_DAYS = env_int("NOTIFICATION_RETENTION_DAYS", 30, minimum=1, maximum=36_500)
+# Webhook signing secrets are stored encrypted with a key derived from this (by default SECRET_KEY): to
+# rotate SECRET_KEY without re-creating every webhook channel, set WEBHOOK_SECRET_KEY to the old one first.
+WEBHOOK_SECRET_KEY = env_str("WEBHOOK_SECRET_KEY", "") or SECRET_KEY
 API_KEY_ENV = env_str("API_KEY_ENV", "prod")
 if API_KEY_ENV not in {"prod", "dev"}:
     _fail("API_KEY_ENV", API_KEY_ENV, "prod or dev")

@@ -76,5 +76,5 @@ def test_a_viewer_sees_no_admin_pages_in_the_menu(page_as):
     page.goto("/account")
     nav = page.get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link", name="Agents")).to_be_visible()
-    for admin_page in ("API keys", "Members", "Audit log"):
+    for admin_page in ("API keys", "Members", "Audit log", "Notifications"):
         expect(nav.get_by_role("link", name=admin_page)).to_have_count(0)

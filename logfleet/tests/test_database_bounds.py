@@ -34,8 +34,16 @@ from rest_framework.test import APIClient
 from accounts.models import AuditEvent, AuthSession, Organization, PasswordToken, User
 from accounts.services import audit_record, registration
 from accounts.tests.factories import OperatorFactory, OrganizationFactory, PasswordTokenFactory, UserFactory
-from agents.models import Agent
-from agents.tests.factories import AgentFactory
+from agents.models import (
+    Agent,
+    AgentAnnouncement,
+    KeyAnnouncement,
+    NotificationAttempt,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationEvent,
+)
+from agents.tests.factories import AgentFactory, NotificationChannelFactory, NotificationDeliveryFactory
 from apikeys.models import APIKey
 from apikeys.tests.factories import make_key
 from logfleet.api.parsers import SURROGATE_MESSAGE
@@ -55,6 +63,9 @@ OUR_APPS = ("accounts", "agents", "apikeys", "metrics", "streaming")
 MAX_UNIX = 253402300799
 EDGE_PERMISSIONS = ["edge:register", "edge:heartbeat", "edge:metrics", "edge:stream"]
 RULE = {"name": "hits_total", "type": "counter", "pattern": "GET"}
+# A public address as a literal: the SSRF guard checks it without DNS.
+PUBLIC_WEBHOOK = "https://93.184.216.34/h"
+CHANNEL = {"kind": "webhook", "url": PUBLIC_WEBHOOK, "events": ["agent.offline"]}
 HISTOGRAM_RULE = {"name": "took_seconds", "type": "histogram", "pattern": "took=(\\d+)", "value_capture": "$1"}
 
 
@@ -117,6 +128,7 @@ class World:
         created = member_client.post("/api/v1/metric-configs", {"name": "base", "metrics": [RULE]}, format="json")
         assert created.status_code == 201, created.json()
         self.config = MetricConfig.objects.get(pk=created.json()["id"])
+        self.channel = NotificationChannelFactory(organization=org, url=PUBLIC_WEBHOOK)
         self._count = 0
 
     def unique(self, prefix: str = "n") -> str:
@@ -292,6 +304,25 @@ compat_heartbeat = endpoint(
 )
 metrics_push = endpoint("edge.metrics", "edge", "post", lambda w: f"/api/v1/edge/agents/{w.agent.pk}/metrics", ok=202)
 compat_sync = endpoint("edge.sync-config (compat)", "edge", "get", "/api/v1/edge/sync-config")
+channels_create = endpoint(
+    "notification-channels.create",
+    "admin",
+    "post",
+    "/api/v1/notification-channels",
+    body=lambda w: {"name": w.unique("ch"), **CHANNEL},
+    ok=201,
+)
+email_channel_create = endpoint(
+    "notification-channels.create",
+    "admin",
+    "post",
+    "/api/v1/notification-channels",
+    body=lambda w: {"name": w.unique("ch"), "kind": "email", "events": ["agent.offline"]},
+    ok=201,
+)
+channels_update = endpoint(
+    "notification-channels.update", "admin", "patch", lambda w: f"/api/v1/notification-channels/{w.channel.pk}"
+)
 sources = [{"name": f"s{i}", "path": f"/s{i}", "format": "text"} for i in range(51)]
 
 BOUNDS = [
@@ -541,6 +572,29 @@ BOUNDS = [
     metrics_push("batch_id", "b" * 128, ("b" * 129, ""), body={"samples": []}, stored=row(MetricBatch, "batch_id")),
     metrics_push("samples", [{}] * 10_000, ([{}] * 10_001,), note=" (count)"),  # each {} a per-sample error
     compat_sync("agent_id", None, ("1" * 100, "x")),
+    # --- notifications ------------------------------------------------------------------------
+    channels_create("name", text(128), (text(129),), stored=row(NotificationChannel, "name")),
+    channels_create(
+        "url",
+        PUBLIC_WEBHOOK + "/" + "x" * (2048 - len(PUBLIC_WEBHOOK) - 1),
+        (PUBLIC_WEBHOOK + "/" + "x" * (2048 - len(PUBLIC_WEBHOOK)),),
+        stored=row(NotificationChannel, "url"),
+    ),
+    email_channel_create("email", email(254), (email(255),), stored=row(NotificationChannel, "email")),
+    channels_create(
+        "agent_selector.env",
+        text(256),
+        (text(257),),
+        stored=json_value(NotificationChannel, "agent_selector", env_label),
+        details="agent_selector",
+    ),
+    channels_create("events", ["agent.offline"] * 10, (["agent.offline"] * 11,)),
+    channels_update(
+        "name",
+        text(128),
+        (text(129), ""),
+        stored=lambda w, v: NotificationChannel.objects.filter(pk=w.channel.pk, name=v).exists(),
+    ),
 ]
 
 
@@ -931,6 +985,7 @@ def admin_objects(world) -> dict:
     assert push(world, [sample(name="gauge")], batch_id="batch-1").status_code == 202
     token = PasswordTokenFactory(user=world.member.user)
     event = audit_record(organization=world.org, action="test.event", actor=world.member.user)
+    delivery = NotificationDeliveryFactory(channel=world.channel)
     return {
         Organization: world.org,
         User: world.member.user,
@@ -945,6 +1000,12 @@ def admin_objects(world) -> dict:
         Sample: Sample.objects.first(),
         Rollup: Rollup.objects.first(),
         StreamSession: StreamSessionFactory(agent=world.agent, timeout_seconds=60),
+        NotificationChannel: world.channel,
+        NotificationEvent: delivery.event,
+        NotificationDelivery: delivery,
+        NotificationAttempt: NotificationAttempt.objects.create(delivery=delivery, number=1, error="refused"),
+        AgentAnnouncement: AgentAnnouncement.objects.create(agent=world.agent, status="online"),
+        KeyAnnouncement: KeyAnnouncement.objects.create(api_key=world.key),
     }
 
 
@@ -1184,6 +1245,8 @@ LISTS = [
     ("member", "/api/v1/stream/sessions"),
     ("member", "/api/v1/metrics/names"),
     ("member", "/api/v1/metrics/series"),
+    ("admin", "/api/v1/notification-channels"),
+    ("admin", "/api/v1/notification-channels/{channel}/deliveries"),
 ]
 
 
@@ -1192,6 +1255,7 @@ def test_page_numbers_of_any_size(world, who, url):
     """A page past the end is empty, however far (the offset is never sent to the database); a page
     size is clamped however large; anything else is a 400 naming the parameter."""
     client = getattr(world, who)
+    url = url.replace("{channel}", str(world.channel.pk))
     r = client.get(url, {"page": "99999999999999999999", "page_size": "99999999999999999999"})
     assert r.status_code == 200, r.json()
     assert (r.json()["items"], r.json()["page"], r.json()["page_size"]) == ([], 99999999999999999999, 100)
@@ -1212,6 +1276,11 @@ DETAIL_ROUTES = [
     ("member", "patch", "/api/v1/metric-configs/{}", {}),
     ("admin", "patch", "/api/v1/organization/members/{}", {}),
     ("member", "get", "/api/v1/stream/sessions/{}", {}),
+    ("admin", "get", "/api/v1/notification-channels/{}", {}),
+    ("admin", "patch", "/api/v1/notification-channels/{}", {"enabled": False}),
+    ("admin", "delete", "/api/v1/notification-channels/{}", {}),
+    ("admin", "post", "/api/v1/notification-channels/{}/test", {}),
+    ("admin", "get", "/api/v1/notification-channels/{}/deliveries", {}),
     ("edge", "post", "/api/v1/edge/agents/{}/heartbeat", {"status": "online"}),
     ("edge", "get", "/api/v1/edge/agents/{}/metric-config", {}),
     ("edge", "post", "/api/v1/edge/agents/{}/metrics", {"samples": []}),

@@ -12,8 +12,22 @@ from accounts.tests.factories import (
     PasswordTokenFactory,
     UserFactory,
 )
-from agents.models import Agent, AgentStatus
-from agents.tests.factories import AgentFactory
+from agents.models import (
+    Agent,
+    AgentAnnouncement,
+    AgentStatus,
+    KeyAnnouncement,
+    NotificationAttempt,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationEvent,
+)
+from agents.tests.factories import (
+    AgentFactory,
+    NotificationChannelFactory,
+    NotificationDeliveryFactory,
+    NotificationEventFactory,
+)
 from apikeys.models import APIKey
 from logfleet.tests.test_house import PRODUCT_APPS
 from metrics.models import MetricBatch, MetricConfig, Rollup, Sample, Series
@@ -30,6 +44,9 @@ FACTORIES = {
     MetricConfig: MetricConfigFactory,
     Series: SeriesFactory,
     StreamSession: StreamSessionFactory,
+    NotificationChannel: NotificationChannelFactory,
+    NotificationEvent: NotificationEventFactory,
+    NotificationDelivery: NotificationDeliveryFactory,
 }
 # Made only the way the product makes them: what a factory would build by hand could drift from it.
 MADE_BY_SERVICES = {
@@ -38,6 +55,9 @@ MADE_BY_SERVICES = {
     Sample: "an agent's push (metrics.ingest)",
     Rollup: "an agent's push (metrics.ingest)",
     MetricBatch: "an agent's push (metrics.ingest)",
+    AgentAnnouncement: "manage.py sendalerts (agents.notifications.sweep)",
+    KeyAnnouncement: "manage.py sendalerts (agents.notifications.sweep)",
+    NotificationAttempt: "manage.py sendalerts (agents.notifications.delivery)",
 }
 
 

@@ -56,6 +56,7 @@ def test_only_the_api_layer_speaks_drf():
 def test_every_benchmark_command_lives_in_bench():
     benchmarks = {name: app for name, app in get_commands().items() if name.startswith("bench_")}
     assert set(benchmarks) == {
+        "bench_alerts",
         "bench_edge",
         "bench_fleet",
         "bench_load",

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Role
 from accounts.tests.factories import UserFactory
-from agents.tests.factories import AgentFactory
+from agents.tests.factories import AgentFactory, NotificationChannelFactory
 from apikeys.keys import PERMISSIONS
 from apikeys.tests.factories import make_key
 from conftest import client_for
@@ -62,6 +62,16 @@ ROUTES = {
     },
     "api/v1/^metric-configs/(?P<pk>[^/.]+)$": {
         "/api/v1/metric-configs/{config}": {"get": None, "patch": {"version": 1, "enabled": False}, "delete": None},
+    },
+    "api/v1/^notification-channels$": ANY,
+    "api/v1/^notification-channels/(?P<pk>[^/.]+)$": {
+        "/api/v1/notification-channels/{channel}": {"get": None, "patch": {"enabled": False}, "delete": None},
+    },
+    "api/v1/^notification-channels/(?P<pk>[^/.]+)/test$": {
+        "/api/v1/notification-channels/{channel}/test": {"post": None}
+    },
+    "api/v1/^notification-channels/(?P<pk>[^/.]+)/deliveries$": {
+        "/api/v1/notification-channels/{channel}/deliveries": {"get": None}
     },
     "api/v1/metrics/names": ANY,
     "api/v1/metrics/series": ANY,
@@ -118,6 +128,7 @@ def victim(org, admin_user):
         "config": str(config.pk),
         "session": str(session.pk),
         "member": str(UserFactory(organization=org, role=Role.MEMBER).pk),
+        "channel": str(NotificationChannelFactory(organization=org).pk),
     }
 
 
@@ -176,6 +187,7 @@ def test_lists_of_another_organization_hold_none_of_its_objects(victim, other_ad
         "/api/v1/organization/members",
         "/api/v1/audit-events",
         "/api/v1/metrics/series",
+        "/api/v1/notification-channels",
     ):
         body = other_admin_client.get(path).content.decode()
         assert not any(object_id in body for object_id in victim.values()), path

@@ -104,3 +104,23 @@ def test_api_keys_ignore_status_prefix_and_replacement(admin_client, org):
     key = r.json()["api_key"]
     assert_untouched(key, org)
     assert key["status"] == "active" and key["replaces"] is None and key["revoked_at"] is None
+
+
+def test_notification_channels_ignore_ids_secrets_and_delivery_state(admin_client, org):
+    r = admin_client.post(
+        "/api/v1/notification-channels",
+        {
+            "name": "ops",
+            "kind": "webhook",
+            "url": "https://93.184.216.34/hook",  # a public address literal: no DNS
+            "events": ["agent.offline"],
+            **PRIVILEGED,
+            "secret": "whsec_chosen-by-the-client",
+            "secret_encrypted": "x",
+            "last_delivery": {"status": "delivered", "at": "2000-01-01T00:00:00Z"},
+        },
+        format="json",
+    )
+    assert r.status_code == 201, r.json()
+    assert_untouched(r.json(), org)
+    assert r.json()["secret"] != "whsec_chosen-by-the-client" and r.json()["last_delivery"] is None

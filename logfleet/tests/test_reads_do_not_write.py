@@ -26,8 +26,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import Role
 from accounts.tests.factories import AuditEventFactory, PasswordTokenFactory, UserFactory
-from agents.models import Agent
-from agents.tests.factories import AgentFactory
+from agents.models import Agent, AgentAnnouncement, KeyAnnouncement, NotificationAttempt
+from agents.tests.factories import AgentFactory, NotificationChannelFactory, NotificationDeliveryFactory
 from apikeys.keys import PERMISSIONS
 from apikeys.models import APIKey
 from apikeys.tests.factories import make_key
@@ -81,6 +81,13 @@ GETS = {
     ],
     "api/v1/^agents/(?P<pk>[^/.]+)$": ["/api/v1/agents/{agent}", "/api/v1/agents/{offline_agent}"],
     "api/v1/^agents/(?P<pk>[^/.]+)/config$": ["/api/v1/agents/{agent}/config"],
+    "api/v1/^notification-channels$": ["/api/v1/notification-channels"],
+    "api/v1/^notification-channels/(?P<pk>[^/.]+)$": ["/api/v1/notification-channels/{channel}"],
+    "api/v1/^notification-channels/(?P<pk>[^/.]+)/test$": ["/api/v1/notification-channels/{channel}/test"],
+    "api/v1/^notification-channels/(?P<pk>[^/.]+)/deliveries$": [
+        "/api/v1/notification-channels/{channel}/deliveries",
+        "/api/v1/notification-channels/{channel}/deliveries?page=2&page_size=1",
+    ],
     "api/v1/^metric-configs$": ["/api/v1/metric-configs", "/api/v1/metric-configs?enabled=true&log_source=*"],
     "api/v1/^metric-configs/test$": ["/api/v1/metric-configs/test"],
     "api/v1/^metric-configs/(?P<pk>[^/.]+)$": ["/api/v1/metric-configs/{config}"],
@@ -133,6 +140,9 @@ PAGE_GETS = {
     "keys": ["/keys", "/keys?status=revoked&page=2"],
     "members": ["/members"],
     "audit": ["/audit", "/audit?action=auth.login&actor=someone@example.com"],
+    "notifications": ["/notifications", "/notifications?channel={channel}&page=2"],
+    "notifications/deliveries": ["/notifications/deliveries", "/notifications/deliveries?channel={channel}"],
+    "notifications/<uuid:channel_id>": ["/notifications/{channel}"],
     "": ["/", "/?wait=first-agent"],
     "first-agent/key": ["/first-agent/key"],
     "metrics": [
@@ -280,6 +290,15 @@ class World:
         PasswordTokenFactory(user=member)
         AuditEventFactory(organization=org, action="test.event")
         Group.objects.create(name="operators")
+        channel = NotificationChannelFactory(organization=org)
+        # A delivery of each state, and its attempt, so that the channel's last delivery is read.
+        NotificationDeliveryFactory(channel=channel)
+        delivered = NotificationDeliveryFactory(
+            channel=channel, status="delivered", attempts=1, delivered_at=timezone.now()
+        )
+        NotificationAttempt.objects.create(delivery=delivered, number=1, response_status=200)
+        AgentAnnouncement.objects.create(agent=agent, status="online")
+        KeyAnnouncement.objects.create(api_key=self.key)
         # One object of each model in the admin, for its change, history and delete pages.
         self.objects = {model: model.objects.order_by("pk").first() for model in admin.site._registry}
         assert all(self.objects.values()), self.objects
@@ -289,6 +308,7 @@ class World:
             "config": created.json()["id"],
             "key": str(self.key.pk),
             "member": str(member.pk),
+            "channel": str(channel.pk),
             "agent_type": str(ContentType.objects.get_for_model(Agent).pk),
             **{name: str(session.pk) for name, session in sessions.items()},
         }
