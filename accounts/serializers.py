@@ -101,7 +101,7 @@ class ChangePasswordSerializer(serializers.Serializer):
 
 
 class ProfileUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(min_length=1, max_length=150)
+    name = serializers.CharField(min_length=1, max_length=150, required=False)
 
 
 class MemberInviteSerializer(serializers.Serializer):
@@ -116,9 +116,9 @@ class MemberUpdateSerializer(serializers.Serializer):
 
 
 class AuditEventFilterSerializer(serializers.Serializer):
-    action = serializers.CharField(required=False, max_length=64)
-    actor = serializers.UUIDField(required=False)
-    since = UTCDateTimeField(required=False)
+    action = serializers.CharField(required=False, max_length=64, help_text="Exact action, e.g. `auth.login`")
+    actor = serializers.UUIDField(required=False, help_text="User id of the actor")
+    since = UTCDateTimeField(required=False, help_text="Only events at or after this time (with an offset)")
 
 
 class AuditPageFilterSerializer(AuditEventFilterSerializer):

@@ -3,6 +3,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 
 from apikeys import services
+from logfleet.api.credentials import refuse_mixed_credentials
 
 HEADER = "HTTP_X_API_KEY"
 
@@ -13,6 +14,7 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
     header = HEADER
 
     def authenticate(self, request):
+        refuse_mixed_credentials(request)
         raw = request.META.get(HEADER)
         if raw is None:
             return None

@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.serializers import LabelsField
-from logfleet.api.fields import VersionField
+from logfleet.api.fields import ClosedSerializer, QueryBooleanField, VersionField
 from logfleet.errors import Invalid
 from metrics import engine, services, trial
 from metrics.models import LOG_SOURCE_RE, MetricConfig, MetricType
@@ -11,8 +11,8 @@ MAX_TEST_LINES = 1000
 MAX_LINE_LENGTH = 65536
 
 
-class MetricRuleSerializer(serializers.Serializer):
-    """Documents a rule; validation is metrics.engine (the same code the agent runs)."""
+class MetricRuleSerializer(ClosedSerializer):
+    """Documents a rule; validation is metrics.engine (the same code the agent runs), which refuses unknown fields."""
 
     name = serializers.CharField(help_text="[a-zA-Z_:][a-zA-Z0-9_:]*, unique within the config")
     type = serializers.ChoiceField(choices=MetricType.choices)
@@ -97,8 +97,7 @@ class MetricConfigUpdateSerializer(MetricConfigWriteSerializer):
 
 
 class MetricConfigFilterSerializer(serializers.Serializer):
-    # allow_null: a query string without `enabled` means "either", not false (DRF's HTML-form default).
-    enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
+    enabled = QueryBooleanField(help_text="only the enabled (true) or disabled (false) configs; both without it")
     log_source = serializers.CharField(required=False, max_length=64)
 
 

@@ -1,6 +1,6 @@
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -31,7 +31,7 @@ from metrics.serializers import (
 @extend_schema_view(
     list=extend_schema(
         summary="Metric configs, by name",
-        parameters=[OpenApiParameter("enabled", bool), OpenApiParameter("log_source", str)],
+        parameters=[MetricConfigFilterSerializer],
     ),
     create=extend_schema(request=MetricConfigWriteSerializer, responses={201: MetricConfigSerializer}),
     update=extend_schema(
@@ -158,11 +158,7 @@ class MetricNamesView(_Paginated):
 @extend_schema(
     tags=["metrics"],
     summary="Series (order: name, agent_id, id)",
-    parameters=[
-        OpenApiParameter("name", str),
-        OpenApiParameter("agent_id", str),
-        OpenApiParameter("label", str, many=True, description="key:value; repeat to require several"),
-    ],
+    parameters=[SeriesFilterSerializer],
     responses={200: SeriesSerializer(many=True)},
 )
 class SeriesListView(_Paginated):
@@ -195,16 +191,7 @@ class QueryResultSerializer(serializers.Serializer):
 @extend_schema(
     tags=["metrics"],
     summary="Time-bucketed values of one metric",
-    parameters=[
-        OpenApiParameter("name", str, required=True),
-        OpenApiParameter("start", str, description="ISO 8601 or Unix seconds; default end - 1 h"),
-        OpenApiParameter("end", str, description="ISO 8601 or Unix seconds; default now"),
-        OpenApiParameter("step", int, description="seconds, 10-86400, default 60"),
-        OpenApiParameter("agg", str, enum=sorted(set(selectors.SAMPLE_AGGS) | set(selectors.HISTOGRAM_AGGS))),
-        OpenApiParameter("group_by", str, description="comma-separated: agent_id and/or label names"),
-        OpenApiParameter("agent_id", str),
-        OpenApiParameter("label", str, many=True),
-    ],
+    parameters=[QueryParamsSerializer],
     responses={200: QueryResultSerializer},
 )
 class MetricQueryView(MetricsReadView):
