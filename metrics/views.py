@@ -175,12 +175,20 @@ class SeriesListView(_Paginated):
         return self.paginated(queryset, SeriesSerializer)
 
 
+class QuerySeriesSerializer(serializers.Serializer):
+    labels = serializers.DictField(child=serializers.CharField(), help_text="the group_by keys and their values")
+    points = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        help_text="[ts, value]: the bucket's start (integer Unix seconds) and its value; empty buckets left out",
+    )
+
+
 class QueryResultSerializer(serializers.Serializer):
     name = serializers.CharField()
     type = serializers.CharField(allow_null=True)
     step = serializers.IntegerField()
     agg = serializers.CharField()
-    series = serializers.ListField(child=serializers.DictField(), help_text="[{labels{}, points: [[ts, value]]}]")
+    series = QuerySeriesSerializer(many=True)
     warnings = serializers.ListField(
         child=serializers.CharField(),
         help_text="why the answer may be empty: an unknown metric name, filters no series matches, a group_by "

@@ -15,6 +15,7 @@ ones added later) is described by the same rules that validate it.
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import force_instance, is_patched_serializer
+from rest_framework import serializers
 
 from logfleet.api.fields import ClosedSerializer, json_schema_pattern
 
@@ -53,6 +54,16 @@ ERROR_REFERENCE = {"$ref": "#/components/schemas/Error"}
 
 
 class AutoSchema(SpectacularAutoSchema):
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        # A list of objects (`many=True`) keeps its bounds, as a ListField's do.
+        if isinstance(field, serializers.ListSerializer) and schema and schema.get("type") == "array":
+            if field.min_length is not None:
+                schema["minItems"] = field.min_length
+            if field.max_length is not None:
+                schema["maxItems"] = field.max_length
+        return schema
+
     def _map_basic_serializer(self, serializer, direction):
         result = super()._map_basic_serializer(serializer, direction)
         serializer = force_instance(serializer)
