@@ -17,9 +17,12 @@ def _positive_int(request, name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     # Digits only: int() would also take " 7", "\x1d7" and other scripts' digits.
-    if not raw.isascii() or not raw.isdigit():
-        raise serializers.ValidationError({name: "must be an integer of at least 1"})
-    value = int(raw)
+    try:
+        if not raw.isascii() or not raw.isdigit():
+            raise ValueError(raw)
+        value = int(raw)  # ValueError past 4300 digits too
+    except ValueError:
+        raise serializers.ValidationError({name: "must be an integer of at least 1"}) from None
     if value < 1:
         raise serializers.ValidationError({name: "must be an integer of at least 1"})
     return value
