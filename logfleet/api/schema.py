@@ -56,6 +56,18 @@ ERROR_REFERENCE = {"$ref": "#/components/schemas/Error"}
 class AutoSchema(SpectacularAutoSchema):
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        # A CharField trims whitespace before it checks for blank: "  " is refused as blank, so a
+        # value must hold something else than whitespace (`minLength: 1` alone would allow " ").
+        if (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and field.trim_whitespace
+            and not field.allow_blank
+            and schema
+            and "pattern" not in schema
+            and "string" in (schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")])
+        ):
+            schema["pattern"] = r"\S"
         # A list of objects (`many=True`) keeps its bounds, as a ListField's do.
         if isinstance(field, serializers.ListSerializer) and schema and schema.get("type") == "array":
             if field.min_length is not None:
