@@ -83,7 +83,8 @@ class LoginSerializer(serializers.Serializer):
 
 
 class RefreshSerializer(serializers.Serializer):
-    refresh_token = serializers.CharField(max_length=2048)
+    # A token is taken as sent (no trimming): a mangled one is a 401, not a blank field.
+    refresh_token = serializers.CharField(max_length=2048, trim_whitespace=False)
 
 
 class ForgotPasswordSerializer(serializers.Serializer):
@@ -91,7 +92,7 @@ class ForgotPasswordSerializer(serializers.Serializer):
 
 
 class ResetPasswordSerializer(serializers.Serializer):
-    token = serializers.CharField(max_length=256)
+    token = serializers.CharField(max_length=256, trim_whitespace=False)
     new_password = PasswordField()
 
 
