@@ -3,6 +3,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.services import session_authenticate
+from logfleet.api.credentials import refuse_mixed_credentials
 from logfleet.errors import Unauthenticated
 
 
@@ -14,6 +15,7 @@ class SessionJWTAuthentication(JWTAuthentication):
     """
 
     def authenticate(self, request):
+        refuse_mixed_credentials(request)
         header = self.get_header(request)
         if header is None:
             return None

@@ -83,7 +83,8 @@ class LoginSerializer(serializers.Serializer):
 
 
 class RefreshSerializer(serializers.Serializer):
-    refresh_token = serializers.CharField(max_length=2048)
+    # A token is taken as sent (no trimming): a mangled one is a 401, not a blank field.
+    refresh_token = serializers.CharField(max_length=2048, trim_whitespace=False)
 
 
 class ForgotPasswordSerializer(serializers.Serializer):
@@ -91,7 +92,7 @@ class ForgotPasswordSerializer(serializers.Serializer):
 
 
 class ResetPasswordSerializer(serializers.Serializer):
-    token = serializers.CharField(max_length=256)
+    token = serializers.CharField(max_length=256, trim_whitespace=False)
     new_password = PasswordField()
 
 
@@ -101,7 +102,7 @@ class ChangePasswordSerializer(serializers.Serializer):
 
 
 class ProfileUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(min_length=1, max_length=150)
+    name = serializers.CharField(min_length=1, max_length=150, required=False)
 
 
 class MemberInviteSerializer(serializers.Serializer):
@@ -116,9 +117,9 @@ class MemberUpdateSerializer(serializers.Serializer):
 
 
 class AuditEventFilterSerializer(serializers.Serializer):
-    action = serializers.CharField(required=False, max_length=64)
-    actor = serializers.UUIDField(required=False)
-    since = UTCDateTimeField(required=False)
+    action = serializers.CharField(required=False, max_length=64, help_text="Exact action, e.g. `auth.login`")
+    actor = serializers.UUIDField(required=False, help_text="User id of the actor")
+    since = UTCDateTimeField(required=False, help_text="Only events at or after this time (with an offset)")
 
 
 class AuditPageFilterSerializer(AuditEventFilterSerializer):

@@ -3,11 +3,21 @@ from rest_framework import serializers
 
 from agents import config as agent_config
 from agents import presence, selectors
-from agents.labels import LABEL_KEY_RE, clean_labels
+from agents.labels import LABEL_KEY_RE, LABEL_VALUE_MAX, MAX_LABELS, clean_labels
 from agents.models import SOURCE_STATES, Agent, AgentStatus, ConfigStatus
-from logfleet.api.fields import LabelFiltersField, RuleField, VersionField
+from logfleet.api.fields import ClosedSerializer, LabelFiltersField, RuleField, VersionField, json_schema_pattern
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "propertyNames": {"pattern": json_schema_pattern(LABEL_KEY_RE)},
+        "additionalProperties": {"type": "string", "maxLength": LABEL_VALUE_MAX},
+        "maxProperties": MAX_LABELS,
+        "description": f"key → value; at most {MAX_LABELS}, keys [a-zA-Z_][a-zA-Z0-9_.-]{{0,62}}, "
+        f"values at most {LABEL_VALUE_MAX} characters",
+    }
+)
 class LabelsField(RuleField):
     """Labels (or a selector of them), checked by their one rule (agents.labels)."""
 
@@ -104,7 +114,7 @@ class AgentConfigBodySerializer(serializers.Serializer):
 # The OpenAPI schema of a config written (the docstrings are its descriptions). They document; the
 # rule that checks a config is agents.config.clean_config, through AgentConfigField.
 @extend_schema_serializer(component_name="LogSource")
-class LogSourceSchema(serializers.Serializer):
+class LogSourceSchema(ClosedSerializer):
     """Refuses keys it does not know (a typo in a config must not be silently ignored)."""
 
     name = serializers.RegexField(agent_config.SOURCE_NAME_RE)
@@ -113,7 +123,7 @@ class LogSourceSchema(serializers.Serializer):
 
 
 @extend_schema_serializer(component_name="AgentConfigValidator")
-class AgentConfigSchema(serializers.Serializer):
+class AgentConfigSchema(ClosedSerializer):
     """Refuses keys it does not know (a typo in a config must not be silently ignored)."""
 
     log_sources = LogSourceSchema(many=True, required=False, max_length=agent_config.MAX_LOG_SOURCES)
@@ -145,6 +155,13 @@ class AgentFilterSerializer(serializers.Serializer):
     ORDERINGS = list(selectors.ORDERINGS)
 
     status = serializers.ChoiceField(choices=AgentStatus.choices, required=False)
-    search = serializers.CharField(required=False, max_length=128)
-    ordering = serializers.ChoiceField(choices=ORDERINGS, required=False, default=selectors.DEFAULT_ORDERING)
+    search = serializers.CharField(
+        required=False, max_length=128, help_text="Substring of the name or hostname (case-insensitive)"
+    )
+    ordering = serializers.ChoiceField(
+        choices=ORDERINGS,
+        required=False,
+        default=selectors.DEFAULT_ORDERING,
+        help_text="Never-seen agents sort last by last_heartbeat_at",
+    )
     label = LabelFiltersField(key_re=LABEL_KEY_RE)

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -21,17 +21,7 @@ from logfleet.errors import VersionConflict
 @extend_schema_view(
     list=extend_schema(
         summary="Agents (default order: name)",
-        parameters=[
-            OpenApiParameter("status", str, enum=["online", "offline", "error"]),
-            OpenApiParameter("label", str, many=True, description="`key:value`; repeat to require several"),
-            OpenApiParameter("search", str, description="Substring of the name or hostname (case-insensitive)"),
-            OpenApiParameter(
-                "ordering",
-                str,
-                enum=AgentFilterSerializer.ORDERINGS,
-                description="Never-seen agents sort last by last_heartbeat_at",
-            ),
-        ],
+        parameters=[AgentFilterSerializer],
     ),
     create=extend_schema(
         summary="Pre-provision an agent", request=AgentWriteSerializer, responses={201: AgentSerializer}

@@ -24,6 +24,7 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
     header = HEADER
 
     def authenticate(self, request):
+        refuse_mixed_credentials(request)
         raw = request.META.get(HEADER)
         if raw is None:
             return None

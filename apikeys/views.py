@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -21,7 +21,7 @@ from logfleet.api.views import BaseGenericViewSet, caller_organization_id, valid
 @extend_schema_view(
     list=extend_schema(
         summary="API keys, newest first",
-        parameters=[OpenApiParameter("status", str, enum=["active", "expired", "revoked"])],
+        parameters=[APIKeyFilterSerializer],
     ),
     retrieve=extend_schema(summary="One API key (never the key itself)"),
     create=extend_schema(request=APIKeyCreateSerializer, responses={201: APIKeyCreatedSerializer}),

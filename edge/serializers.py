@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import AgentStatus
@@ -60,11 +61,21 @@ class SyncConfigSerializer(serializers.Serializer):
     configs = serializers.ListField(child=serializers.DictField(), help_text="Enabled metric configs that select it")
 
 
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string", "format": "date-time"}, {"type": "number", "minimum": 0}],
+        "description": "ISO 8601 with an offset, or Unix seconds (a number)",
+    }
+)
+class SampleTimeField(serializers.Field):
+    """Documents a sample's time; metrics.ingest parses it."""
+
+
 class SampleSerializer(serializers.Serializer):
     name = serializers.CharField()
     type = serializers.ChoiceField(choices=MetricType.choices)
     labels = serializers.DictField(child=serializers.CharField(), required=False)
-    timestamp = serializers.CharField(help_text="ISO 8601 with offset, or Unix seconds (a number)")
+    timestamp = SampleTimeField()
     value = serializers.FloatField(
         required=False, min_value=-1e200, max_value=1e200, help_text="counter increment or gauge value"
     )

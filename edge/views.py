@@ -2,6 +2,7 @@
 
 import uuid
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -203,7 +204,7 @@ class SyncConfigView(EdgeView):
 @extend_schema(
     tags=["edge"],
     summary="Everything the agent should run (compat: ?agent_id=)",
-    parameters=[OpenApiParameter("agent_id", str, required=True)],
+    parameters=[OpenApiParameter("agent_id", OpenApiTypes.UUID, required=True)],
     responses={200: SyncConfigSerializer, 304: OpenApiResponse(description="unchanged (If-None-Match)")},
 )
 class CompatSyncConfigView(EdgeView):

@@ -331,7 +331,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["logfleet.api.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "logfleet.api.pagination.EnvelopePagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "logfleet.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "logfleet.api.exceptions.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "logfleet.api.negotiation.FallbackContentNegotiation",
     "UNAUTHENTICATED_USER": None,
@@ -371,9 +371,15 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Control plane for edge log fleets. People authenticate with `Authorization: Bearer <JWT>`, "
         "edge agents with `X-API-Key`. Every error is `{error, message, details}`; every list is "
-        "`{items, total, page, page_size}`."
+        '`{items, total, page, page_size}`. JSON types are strict (`{"name": 0}` is a 400, not the name '
+        '"0"). No string, in a body or a query string, may hold a NUL character (U+0000): 400. A body over its '
+        "size limit (1 MiB; 5 MiB for the edge metrics and stream pushes) is a 413, and one nested too deeply "
+        "to decode a 400 `parse_error`; free-form objects state their own limits (heartbeat `metrics` 16 KiB, "
+        "log line `metadata` 4 levels)."
     ),
     "VERSION": "1.0.0",
+    # 3.1: full JSON Schema, so that label keys (`propertyNames`) are in the schema too.
+    "OAS_VERSION": "3.1.0",
     # Swagger UI's groups in the order a new user needs them.
     "TAGS": [
         {"name": "auth", "description": "Register, log in, tokens and passwords"},

@@ -4,6 +4,7 @@ which asks the same questions through query_check and span_seconds)."""
 import re
 from datetime import datetime
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from logfleet import clock
@@ -20,6 +21,14 @@ LABEL_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
 MAX_UNIX_SECONDS = 253402300799
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^([0-9]{1,12}(\.[0-9]+)?|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+        r"([Zz]|[+-][0-9]{2}:?[0-9]{2}))$",
+        "description": "ISO 8601 with an offset (`2024-01-15T10:30:00Z`), or Unix seconds",
+    }
+)
 class TimeField(serializers.Field):
     """ISO 8601 with an offset, or Unix seconds; as integer Unix seconds."""
 
@@ -53,13 +62,17 @@ class SeriesFilterSerializer(serializers.Serializer):
 
 class QueryParamsSerializer(SeriesFilterSerializer):
     name = serializers.CharField(max_length=200)
-    start = TimeField(required=False)
-    end = TimeField(required=False)
-    step = serializers.IntegerField(required=False, default=60, min_value=10, max_value=86400)
+    start = TimeField(required=False, help_text="default: end - 1 h")
+    end = TimeField(required=False, help_text="exclusive; default: now")
+    step = serializers.IntegerField(
+        required=False, default=60, min_value=10, max_value=86400, help_text="bucket width in seconds"
+    )
     agg = serializers.ChoiceField(
         choices=sorted(set(selectors.SAMPLE_AGGS) | set(selectors.HISTOGRAM_AGGS)), required=False, default="sum"
     )
-    group_by = serializers.CharField(required=False, allow_blank=True, max_length=400)
+    group_by = serializers.CharField(
+        required=False, allow_blank=True, max_length=400, help_text="comma-separated: agent_id and/or label names"
+    )
 
     def validate_group_by(self, value):
         keys = tuple(key.strip() for key in value.split(",") if key.strip())

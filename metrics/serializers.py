@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.serializers import LabelsField
-from logfleet.api.fields import VersionField
+from logfleet.api.fields import ClosedSerializer, QueryBooleanField, VersionField
 from logfleet.errors import Invalid
 from metrics import engine, services, trial
 from metrics.models import LOG_SOURCE_RE, MetricConfig, MetricType
@@ -11,29 +11,56 @@ MAX_TEST_LINES = 1000
 MAX_LINE_LENGTH = 65536
 
 
-class MetricRuleSerializer(serializers.Serializer):
-    """Documents a rule; validation is metrics.engine (the same code the agent runs)."""
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "object", "additionalProperties": {"type": "string"}},
+            {"type": "array", "items": {"type": "string"}},
+        ]
+    }
+)
+class RuleLabelsField(serializers.Field):
+    """Documents a rule's labels; metrics.engine checks them."""
 
-    name = serializers.CharField(help_text="[a-zA-Z_:][a-zA-Z0-9_:]*, unique within the config")
+
+class MetricRuleSerializer(ClosedSerializer):
+    """Documents a rule; validation is metrics.engine (the same code the agent runs), which refuses unknown fields."""
+
+    name = serializers.RegexField(
+        engine.METRIC_NAME_RE, max_length=engine.MAX_NAME_LENGTH, help_text="unique within the config"
+    )
     type = serializers.ChoiceField(choices=MetricType.choices)
-    description = serializers.CharField(required=False, default="")
-    pattern = serializers.CharField(help_text="RE2 regular expression (no look-around or back-references)")
-    labels = serializers.DictField(
-        child=serializers.CharField(),
+    description = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=engine.MAX_DESCRIPTION_LENGTH
+    )
+    pattern = serializers.CharField(
+        max_length=engine.MAX_PATTERN_LENGTH, help_text="RE2 regular expression (no look-around or back-references)"
+    )
+    labels = RuleLabelsField(
         required=False,
         help_text='{"label": "$1" or a literal}; compat: a list of names ["a", "b"] means $1, $2',
     )
-    value_capture = serializers.CharField(required=False, allow_null=True, help_text="$N; gauge and histogram only")
-    value_transform = serializers.CharField(
+    value_capture = serializers.RegexField(
+        engine.CAPTURE_RE, required=False, allow_null=True, help_text="$N; gauge and histogram only"
+    )
+    value_transform = serializers.RegexField(
+        rf"^({'|'.join(engine.TRANSFORMS)}|{engine.MULTIPLY_RE.pattern[1:-2]})\Z",
         required=False,
         allow_null=True,
         help_text="ms_to_seconds, us_to_seconds, ns_to_seconds, bytes_to_kilobytes, bytes_to_megabytes, "
         "or multiply:<number>",
     )
-    buckets = serializers.ListField(child=serializers.FloatField(), required=False, allow_null=True)
+    buckets = serializers.ListField(
+        child=serializers.FloatField(),
+        required=False,
+        allow_null=True,
+        min_length=1,
+        max_length=engine.MAX_BUCKETS,
+        help_text="histograms only: strictly increasing finite numbers",
+    )
 
 
-@extend_schema_field(MetricRuleSerializer(many=True))
+@extend_schema_field(MetricRuleSerializer(many=True, min_length=1, max_length=engine.MAX_RULES))
 class MetricRulesField(serializers.Field):
     """A config's rules, validated and normalized by the service's one check of them (here too, so
     that a bad rule is reported with the request's other bad fields)."""
@@ -97,8 +124,7 @@ class MetricConfigUpdateSerializer(MetricConfigWriteSerializer):
 
 
 class MetricConfigFilterSerializer(serializers.Serializer):
-    # allow_null: a query string without `enabled` means "either", not false (DRF's HTML-form default).
-    enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
+    enabled = QueryBooleanField(help_text="only the enabled (true) or disabled (false) configs; both without it")
     log_source = serializers.CharField(required=False, max_length=64)
 
 

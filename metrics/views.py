@@ -1,6 +1,6 @@
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -37,7 +37,7 @@ RULE_NAMES = (
 @extend_schema_view(
     list=extend_schema(
         summary="Metric configs, by name",
-        parameters=[OpenApiParameter("enabled", bool), OpenApiParameter("log_source", str)],
+        parameters=[MetricConfigFilterSerializer],
     ),
     create=extend_schema(
         description=RULE_NAMES,
@@ -170,11 +170,7 @@ class MetricNamesView(_Paginated):
 @extend_schema(
     tags=["metrics"],
     summary="Series (order: name, agent_id, id)",
-    parameters=[
-        OpenApiParameter("name", str),
-        OpenApiParameter("agent_id", str),
-        OpenApiParameter("label", str, many=True, description="key:value; repeat to require several"),
-    ],
+    parameters=[SeriesFilterSerializer],
     responses={200: SeriesSerializer(many=True)},
 )
 class SeriesListView(_Paginated):
@@ -191,12 +187,20 @@ class SeriesListView(_Paginated):
         return self.paginated(queryset, SeriesSerializer)
 
 
+class QuerySeriesSerializer(serializers.Serializer):
+    labels = serializers.DictField(child=serializers.CharField(), help_text="the group_by keys and their values")
+    points = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        help_text="[ts, value]: the bucket's start (integer Unix seconds) and its value; empty buckets left out",
+    )
+
+
 class QueryResultSerializer(serializers.Serializer):
     name = serializers.CharField()
     type = serializers.CharField(allow_null=True)
     step = serializers.IntegerField()
     agg = serializers.CharField()
-    series = serializers.ListField(child=serializers.DictField(), help_text="[{labels{}, points: [[ts, value]]}]")
+    series = QuerySeriesSerializer(many=True)
     warnings = serializers.ListField(
         child=serializers.CharField(),
         help_text="why the answer may be empty: an unknown metric name, filters no series matches, a group_by "
@@ -207,16 +211,7 @@ class QueryResultSerializer(serializers.Serializer):
 @extend_schema(
     tags=["metrics"],
     summary="Time-bucketed values of one metric",
-    parameters=[
-        OpenApiParameter("name", str, required=True),
-        OpenApiParameter("start", str, description="ISO 8601 or Unix seconds; default end - 1 h"),
-        OpenApiParameter("end", str, description="ISO 8601 or Unix seconds; default now"),
-        OpenApiParameter("step", int, description="seconds, 10-86400, default 60"),
-        OpenApiParameter("agg", str, enum=sorted(set(selectors.SAMPLE_AGGS) | set(selectors.HISTOGRAM_AGGS))),
-        OpenApiParameter("group_by", str, description="comma-separated: agent_id and/or label names"),
-        OpenApiParameter("agent_id", str),
-        OpenApiParameter("label", str, many=True),
-    ],
+    parameters=[QueryParamsSerializer],
     responses={200: QueryResultSerializer},
 )
 class MetricQueryView(MetricsReadView):

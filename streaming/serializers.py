@@ -1,20 +1,19 @@
 from rest_framework import serializers
 
+from logfleet.api.fields import ClosedSerializer
 from streaming.models import SessionStatus, StreamSession
 
 LEVEL_MAX = 32
 
 
-class FiltersSerializer(serializers.Serializer):
+class FiltersSerializer(ClosedSerializer):
+    unknown_key_message = "unknown filter"
+
     level = serializers.ListField(child=serializers.CharField(max_length=LEVEL_MAX), required=False, max_length=16)
     source = serializers.CharField(required=False, allow_blank=True, max_length=64)
     pattern = serializers.CharField(required=False, allow_blank=True, max_length=1024, trim_whitespace=False)
 
     def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({key: "unknown filter" for key in unknown})
         values = super().to_internal_value(data)
         return {key: value for key, value in values.items() if value not in ("", [], None)}
 

@@ -1,5 +1,5 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -9,7 +9,7 @@ from logfleet.api.client import client_ip
 from logfleet.api.permissions import MemberWrites
 from logfleet.api.views import BaseGenericViewSet, caller_organization_id, validated_body, validated_query
 from streaming import selectors, services
-from streaming.models import SessionStatus, StreamSession
+from streaming.models import StreamSession
 from streaming.serializers import (
     SessionFilterSerializer,
     StreamSessionSerializer,
@@ -22,7 +22,7 @@ from streaming.serializers import (
 @extend_schema_view(
     list=extend_schema(
         summary="Stream sessions, newest first",
-        parameters=[OpenApiParameter("status", str, enum=SessionStatus.values), OpenApiParameter("agent_id", str)],
+        parameters=[SessionFilterSerializer],
     ),
     retrieve=extend_schema(summary="One stream session"),
 )

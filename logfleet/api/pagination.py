@@ -4,16 +4,23 @@ from rest_framework import serializers
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
+ONCE_MESSAGE = "give this parameter at most once"
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
 
 def _positive_int(request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise serializers.ValidationError({name: ONCE_MESSAGE})
+    raw = values[0] if values else None
     if raw is None or raw == "":
         return default
+    # Digits only: int() would also take " 7", "\x1d7" and other scripts' digits.
     try:
-        value = int(raw)
+        if not raw.isascii() or not raw.isdigit():
+            raise ValueError(raw)
+        value = int(raw)  # ValueError past 4300 digits too
     except ValueError:
         raise serializers.ValidationError({name: "must be an integer of at least 1"}) from None
     if value < 1:

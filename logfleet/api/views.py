@@ -5,11 +5,14 @@ authentication (so it keys on the user, the API key or the agent), before permis
 and every response of a limited group carries the X-RateLimit-* headers.
 """
 
-from rest_framework import viewsets
-from rest_framework.exceptions import APIException
+from rest_framework import serializers, viewsets
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.views import APIView
 
 from logfleet.api import ratelimit
+from logfleet.api.exceptions import flatten_errors
+from logfleet.api.fields import json_type_errors
+from logfleet.api.pagination import ONCE_MESSAGE
 
 
 class RateLimitMixin:
@@ -59,15 +62,38 @@ class BaseAPIView(RateLimitMixin, APIView):
 
 
 def validated_body(serializer_class, request, **kwargs) -> dict:
-    """The request body checked by a serializer (validate and shape only); invalid → 400."""
+    """The request body checked by a serializer (validate and shape only); invalid → 400.
+
+    JSON types are checked first (fields.json_type_errors): `{"name": 0}` is a 400, not the name "0"."""
     serializer = serializer_class(data=request.data, **kwargs)
-    serializer.is_valid(raise_exception=True)
+    valid = serializer.is_valid()
+    wrong_types = json_type_errors(serializer, request.data)
+    if wrong_types or not valid:
+        raise ValidationError({**flatten_errors(serializer.errors if not valid else {}), **wrong_types})
     return serializer.validated_data
 
 
 def validated_query(serializer_class, request) -> dict:
-    """The query string checked by a serializer: a bad value of a documented parameter is a 400."""
-    serializer = serializer_class(data=request.query_params)
+    """The query string checked by a serializer: a bad value of a documented parameter is a 400.
+
+    A parameter given blank (`status=`, `name=`) is that value, checked like any other, and not "absent"
+    as DRF reads an HTML form: a filter that is there is valid or refused, as the schema says. Only list
+    fields may be repeated (`label=a:1&label=b:2`); another parameter given twice is a 400."""
+    params = request.query_params
+    data, repeated = {}, {}
+    for name, field in serializer_class().fields.items():
+        values = params.getlist(name)
+        if not values:
+            continue
+        if isinstance(field, serializers.ListField):
+            data[name] = values
+        elif len(values) > 1:
+            repeated[name] = ONCE_MESSAGE
+        else:
+            data[name] = values[0]
+    if repeated:
+        raise ValidationError(repeated)
+    serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
