@@ -40,6 +40,7 @@ from metrics.engine.matching import (
     match_line,
 )
 from metrics.engine.rules import (
+    CAPTURE_RE,
     LABEL_NAME_RE,
     MAX_BUCKETS,
     MAX_CAPTURE_GROUPS,
@@ -52,6 +53,7 @@ from metrics.engine.rules import (
     MAX_PROGRAM_SIZE,
     MAX_RULES,
     METRIC_NAME_RE,
+    MULTIPLY_RE,
     RULE_FIELDS,
     TRANSFORMS,
     TYPES,
@@ -66,6 +68,7 @@ from metrics.engine.rules import (
 )
 
 __all__ = [
+    "CAPTURE_RE",
     "LABEL_NAME_RE",
     "MAX_BUCKETS",
     "MAX_CAPTURE_GROUPS",
@@ -78,6 +81,7 @@ __all__ = [
     "MAX_PROGRAM_SIZE",
     "MAX_RULES",
     "METRIC_NAME_RE",
+    "MULTIPLY_RE",
     "PREFILTER_SAMPLE",
     "RULE_FIELDS",
     "TRANSFORMS",
