@@ -173,6 +173,9 @@ AUDIT_ACTIONS = (
     "metric_config.deleted",
     "stream.started",
     "stream.ended",
+    "notification_channel.created",
+    "notification_channel.updated",
+    "notification_channel.deleted",
 )
 
 
