@@ -89,7 +89,8 @@ def _config(header: dict[str, str], operations_filter: dict) -> SchemathesisConf
             "seed": SEED,
             "color": False,
             "headers": header,
-            "request-timeout": 20,
+            # Generous: a loaded CI machine hashes passwords (Argon2) slowly; a timeout is a failure.
+            "request-timeout": 60,
             # One worker: a fixed seed then gives one run (parallel workers race on shared resources).
             "workers": 1,
             # The run's credential is the header above; generating the schema's other scheme beside it (an
