@@ -23,7 +23,7 @@ from accounts.models import Role
 from agents.labels import labels_as_text, labels_from_text
 from agents.models import SUBSCRIBABLE_EVENTS, ChannelKind, DeliveryStatus, NotificationChannel
 from agents.notifications import selectors, services
-from agents.notifications.serializers import NotificationChannelWriteSerializer
+from agents.notifications.serializers import NotificationChannelUpdateSerializer, create_serializer_for
 from logfleet import errors
 from logfleet.api.client import client_ip
 from logfleet.pages import Form, error_page, form_data, is_htmx, page_number, paginate, submit
@@ -68,9 +68,9 @@ def _body(typed: dict, kind: str, *, channel: NotificationChannel | None = None)
     }
     address = "url" if kind == ChannelKind.WEBHOOK else "email" if kind == ChannelKind.EMAIL else None
     if address is not None:
-        value = typed.get(address) or ""
+        value = (typed.get(address) or "").strip()  # a pasted address may carry spaces around it
         # An unchanged URL is not resolved again to change another field of a channel.
-        if channel is None or value.strip() != getattr(channel, address):
+        if channel is None or value != getattr(channel, address):
             body[address] = value
     if channel is None:
         body["kind"] = kind
@@ -83,12 +83,8 @@ def _submit(typed: dict, kind: str, action, *, channel: NotificationChannel | No
     except errors.Invalid as exc:
         result, form = None, Form(errors=dict(exc.details), status=400)
     else:
-        result, form = submit(
-            body,
-            action,
-            serializer_class=NotificationChannelWriteSerializer,
-            serializer_kwargs={"partial": channel is not None},
-        )
+        shape = create_serializer_for(body) if channel is None else NotificationChannelUpdateSerializer
+        result, form = submit(body, action, serializer_class=shape)
     # One message beside each field, whichever of its items was wrong ("events.0", "agent_selector.").
     for name in [name for name in form.errors if "." in name]:
         message = form.errors.pop(name)

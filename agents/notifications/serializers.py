@@ -1,4 +1,6 @@
-from drf_spectacular.utils import extend_schema_field
+import re
+
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from agents.models import (
@@ -11,6 +13,7 @@ from agents.models import (
 )
 from agents.notifications import services
 from agents.serializers import LabelsField
+from logfleet.api.fields import ClosedSerializer, json_schema_pattern
 
 
 class LastDeliverySerializer(serializers.Serializer):
@@ -61,36 +64,118 @@ class NotificationChannelCreatedSerializer(NotificationChannelSerializer):
         read_only_fields = fields
 
 
-# Shapes only; a channel's rules (URL and its SSRF guard, email, events, selector, names) are
-# services.notification_channel_check's, whoever writes (the API, the dashboard).
+# Shapes, as the schema states them; a channel's rules (the URL's SSRF guard, Django's email validator,
+# the selector, names unique) are services.notification_channel_check's, whoever writes (the API, the
+# dashboard). A create is one of two closed shapes chosen by `kind` (a `oneOf` with a discriminator in
+# the schema): a webhook has a `url` and no `email`, an email channel an `email` and no `url`.
 @extend_schema_field({"type": "string", "minLength": 1, "maxLength": services.NAME_MAX_LENGTH})
 class ChannelNameField(serializers.CharField):
     def __init__(self, **kwargs):
         super().__init__(allow_blank=True, trim_whitespace=False, **kwargs)
 
 
-class NotificationChannelWriteSerializer(serializers.Serializer):
-    name = ChannelNameField()
-    kind = serializers.ChoiceField(choices=ChannelKind.choices, help_text="Cannot change once created")
-    url = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=services.URL_MAX_LENGTH,
-        help_text="webhook only: http:// or https://, not resolving to a loopback, private, link-local or "
-        "multicast address (unless WEBHOOK_ALLOW_PRIVATE=true)",
+WEBHOOK_URL_RE = re.compile(r"^[hH][tT][tT][pP][sS]?://\S+\Z")
+URL_MESSAGES = {
+    "required": "is required for a webhook channel",
+    "blank": "is required for a webhook channel",
+    "invalid": "must be an http:// or https:// URL, without spaces",
+}
+EMAIL_MESSAGES = {
+    "required": "is required for an email channel",
+    "blank": "is required for an email channel",
+    "invalid": "must be a valid email address",
+}
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": services.URL_MAX_LENGTH,
+        "pattern": json_schema_pattern(WEBHOOK_URL_RE),
+        "description": "http:// or https://, not resolving to a loopback, private, link-local or multicast "
+        "address (unless WEBHOOK_ALLOW_PRIVATE=true)",
+    }
+)
+class WebhookURLField(serializers.RegexField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("error_messages", URL_MESSAGES)
+        super().__init__(WEBHOOK_URL_RE, max_length=services.URL_MAX_LENGTH, trim_whitespace=False, **kwargs)
+
+
+def _email_field(**kwargs) -> serializers.EmailField:
+    # Not trimmed: the schema's `format: email` refuses spaces around the address, and so does the server.
+    return serializers.EmailField(
+        max_length=services.EMAIL_MAX_LENGTH, trim_whitespace=False, error_messages=EMAIL_MESSAGES, **kwargs
     )
-    email = serializers.CharField(
-        required=False, allow_blank=True, max_length=services.EMAIL_MAX_LENGTH, help_text="email only"
-    )
-    events = serializers.ListField(
+
+
+def _events_field(**kwargs) -> serializers.ListField:
+    return serializers.ListField(
         child=serializers.ChoiceField(choices=SUBSCRIBABLE_EVENTS),
         min_length=1,
         max_length=len(SUBSCRIBABLE_EVENTS) * 2,
+        **kwargs,
     )
-    agent_selector = LabelsField(
-        required=False, help_text="Labels an agent must all have for its events to reach this channel; {} = every agent"
-    )
+
+
+SELECTOR_HELP = "Labels an agent must all have for its events to reach this channel; {} = every agent"
+
+
+class WebhookChannelCreateSerializer(ClosedSerializer):
+    name = ChannelNameField()
+    kind = serializers.ChoiceField(choices=[ChannelKind.WEBHOOK.value])
+    url = WebhookURLField()
+    events = _events_field()
+    agent_selector = LabelsField(required=False, help_text=SELECTOR_HELP)
     enabled = serializers.BooleanField(default=True)
+
+
+class EmailChannelCreateSerializer(ClosedSerializer):
+    name = ChannelNameField()
+    kind = serializers.ChoiceField(choices=[ChannelKind.EMAIL.value])
+    email = _email_field()
+    events = _events_field()
+    agent_selector = LabelsField(required=False, help_text=SELECTOR_HELP)
+    enabled = serializers.BooleanField(default=True)
+
+
+class ChannelKindSerializer(serializers.Serializer):
+    """What a create is refused when its `kind` is missing or unknown (the 400 names `kind`)."""
+
+    kind = serializers.ChoiceField(choices=ChannelKind.choices)
+
+
+CREATE_SERIALIZERS = {
+    ChannelKind.WEBHOOK.value: WebhookChannelCreateSerializer,
+    ChannelKind.EMAIL.value: EmailChannelCreateSerializer,
+}
+NotificationChannelCreateSchema = PolymorphicProxySerializer(
+    component_name="NotificationChannelCreate",
+    serializers=CREATE_SERIALIZERS,
+    resource_type_field_name="kind",
+    many=False,
+)
+
+
+def create_serializer_for(data) -> type[serializers.Serializer]:
+    """The closed shape of a create body, by its `kind`."""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return CREATE_SERIALIZERS.get(kind, ChannelKindSerializer) if isinstance(kind, str) else ChannelKindSerializer
+
+
+class NotificationChannelUpdateSerializer(ClosedSerializer):
+    """Only what is given changes; `url` is for a webhook channel, `email` for an email channel."""
+
+    name = ChannelNameField(required=False)
+    kind = serializers.ChoiceField(
+        choices=ChannelKind.choices, required=False, help_text="Cannot change: the channel's own kind, or nothing"
+    )
+    url = WebhookURLField(required=False)
+    email = _email_field(required=False)
+    events = _events_field(required=False)
+    agent_selector = LabelsField(required=False, help_text=SELECTOR_HELP)
+    enabled = serializers.BooleanField(required=False)
 
 
 class NotificationDeliverySerializer(serializers.ModelSerializer):

@@ -7,9 +7,11 @@ from agents.models import NotificationChannel
 from agents.notifications import selectors, services
 from agents.notifications.serializers import (
     NotificationChannelCreatedSerializer,
+    NotificationChannelCreateSchema,
     NotificationChannelSerializer,
-    NotificationChannelWriteSerializer,
+    NotificationChannelUpdateSerializer,
     NotificationDeliverySerializer,
+    create_serializer_for,
 )
 from logfleet.api.client import client_ip
 from logfleet.api.permissions import AdminOnly
@@ -27,12 +29,12 @@ LIMITS = (
     create=extend_schema(
         summary="Add a webhook or email channel; a webhook's signing secret is answered once",
         description=LIMITS,
-        request=NotificationChannelWriteSerializer,
+        request=NotificationChannelCreateSchema,
         responses={201: NotificationChannelCreatedSerializer},
     ),
     partial_update=extend_schema(
         summary="Change a channel (its kind stays)",
-        request=NotificationChannelWriteSerializer(partial=True),
+        request=NotificationChannelUpdateSerializer,
         responses={200: NotificationChannelSerializer},
     ),
     destroy=extend_schema(summary="Delete a channel and its deliveries", responses={204: None}),
@@ -53,7 +55,7 @@ class NotificationChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixi
         return selectors.notification_channel_get(organization_id=channel.organization_id, channel_id=channel.pk)
 
     def create(self, request):
-        data = validated_body(NotificationChannelWriteSerializer, request)
+        data = validated_body(create_serializer_for(request.data), request)
         channel, secret = services.notification_channel_create(
             organization=request.user.organization, actor=request.user, ip_address=client_ip(request), **data
         )
@@ -62,7 +64,7 @@ class NotificationChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixi
 
     def partial_update(self, request, pk=None):
         channel = self.get_object()
-        data = validated_body(NotificationChannelWriteSerializer, request, partial=True)
+        data = validated_body(NotificationChannelUpdateSerializer, request)
         channel = services.notification_channel_update(
             channel=channel, actor=request.user, ip_address=client_ip(request), **data
         )

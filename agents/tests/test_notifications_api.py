@@ -159,6 +159,16 @@ def test_a_url_changed_to_a_private_address_is_refused_and_nothing_changes(admin
         ({**WEBHOOK, "name": "n" * 129}, "name"),
         ({**WEBHOOK, "name": "bad\x00name"}, "name"),
         ({**WEBHOOK, "enabled": "perhaps"}, "enabled"),
+        # Strings are strings, and each kind has its own closed shape (the schema's oneOf by kind).
+        ({**WEBHOOK, "name": 0}, "name"),
+        ({**WEBHOOK, "url": 5}, "url"),
+        ({**WEBHOOK, "email": ""}, "email"),
+        ({**EMAIL, "url": ""}, "url"),
+        ({**EMAIL, "email": " ops@example.com"}, "email"),
+        ({**WEBHOOK, "url": " " + PUBLIC_URL}, "url"),
+        ({**WEBHOOK, "id": str(uuid.uuid4())}, "id"),
+        ({k: v for k, v in WEBHOOK.items() if k != "kind"}, "kind"),
+        ({**WEBHOOK, "kind": 1}, "kind"),
     ],
 )
 def test_bad_channels_are_400_naming_the_field_and_nothing_is_written(admin_client, body, field):
@@ -174,7 +184,7 @@ def test_update_and_delete_are_audited(admin_client, org):
     created = admin_client.post(CHANNELS, WEBHOOK, format="json").json()
     r = admin_client.patch(
         channel_url(created["id"]),
-        {"enabled": False, "events": ["agent.error"], "agent_selector": {"env": "prod"}, "id": str(uuid.uuid4())},
+        {"enabled": False, "events": ["agent.error"], "agent_selector": {"env": "prod"}},
         format="json",
     )
     assert r.status_code == 200, r.json()
@@ -190,6 +200,25 @@ def test_update_and_delete_are_audited(admin_client, org):
     assert not NotificationChannel.objects.exists()
     assert AuditEvent.objects.filter(action="notification_channel.deleted", target_id=created["id"]).exists()
     assert_error(admin_client.get(channel_url(created["id"])), 404, "not_found")
+
+
+def test_an_empty_patch_changes_nothing_and_bad_patches_are_400(admin_client, org):
+    created = admin_client.post(CHANNELS, WEBHOOK, format="json").json()
+    r = admin_client.patch(channel_url(created["id"]), {}, format="json")
+    assert r.status_code == 200, r.json()
+    assert {k: v for k, v in r.json().items() if k != "updated_at"} == {
+        k: v for k, v in created.items() if k not in ("updated_at", "secret")
+    }
+    for body, field in (
+        ({"name": 0}, "name"),
+        ({"enabled": 1}, "enabled"),
+        ({"url": ""}, "url"),
+        ({"email": "ops@example.com"}, "email"),
+        ({"id": created["id"]}, "id"),
+    ):
+        details = assert_error(admin_client.patch(channel_url(created["id"]), body, format="json"), 400)["details"]
+        assert field in details, (body, details)
+    assert admin_client.get(channel_url(created["id"])).json()["name"] == "ops"
 
 
 def test_the_kind_of_a_channel_cannot_change(admin_client, org):

@@ -63,6 +63,11 @@ SCHEMA_VALID_BUT_REFUSED = {
     "PUT /api/v1/agents/{id}/config": "log source names unique within the config",
     "GET /api/v1/metrics/query": "start before end, at most 31 days and 11 000 buckets; group_by keys distinct",
     "POST /api/v1/edge/agents/{agent_id}/metrics": "histogram buckets cumulative and ending at +Inf",
+    "POST /api/v1/notification-channels": "the SSRF guard: a webhook URL whose host does not resolve, or resolves "
+    "to a loopback, private, link-local or multicast address; a URL urlsplit cannot read (a port out of range), "
+    "with credentials or a #fragment; Django's email validator (as on register)",
+    "PATCH /api/v1/notification-channels/{id}": "the channel's kind cannot change and `url` or `email` must be "
+    "its kind's (the schema cannot see the stored channel); the URL and email rules, as on create",
 }
 
 
