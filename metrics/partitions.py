@@ -3,13 +3,14 @@ extension), so that retention drops whole days and a query over a time range rea
 it covers. Elsewhere (SQLite) the samples are one table and none of this applies.
 
 A day's partition is `metrics_sample_pYYYYMMDD` and holds [midnight, next midnight) UTC in Unix
-milliseconds. Partitions are made ahead of time (the migration, `prune_metrics`, which runs from
-cron, and `manage.py metrics_partitions`) and on demand by ingestion for the days a batch
-touches. A new partition is created on its own and then attached, which locks the samples table
-far less than CREATE TABLE ... PARTITION OF would (ingestion goes on meanwhile).
+milliseconds. Partitions are made ahead of time (by the migration, and by `prune_metrics`, which
+runs from cron) and on demand by ingestion for the days a batch touches. A new partition is
+created on its own and then attached, which locks the samples table far less than CREATE TABLE ...
+PARTITION OF would (ingestion goes on meanwhile).
 
     partitions_ensure(first_ms=..., last_ms=...)   # every day in between has its partition
-    partitions_drop_before(boundary_ms)            # drops the days wholly before it
+    for day, name in partitions_before(boundary_ms).items():   # the days wholly before it
+        partition_drop(day, name)
 """
 
 from datetime import UTC, datetime, timedelta
