@@ -36,6 +36,7 @@ def partition(apps, schema_editor):
         return
     from metrics import partitions
 
+    partitions.forget()  # the table is made anew: no partition this process saw exists
     with connection.cursor() as cursor:
         fk = _fk_name(cursor, "metrics_sample")
         cursor.execute(f"ALTER TABLE metrics_sample RENAME TO {OLD}")
@@ -68,6 +69,9 @@ def unpartition(apps, schema_editor):
     connection = schema_editor.connection
     if connection.vendor != "postgresql":
         return
+    from metrics import partitions
+
+    partitions.forget()
     with connection.cursor() as cursor:
         fk = _fk_name(cursor, "metrics_sample")
         cursor.execute(f"ALTER TABLE metrics_sample RENAME TO {OLD}")

@@ -73,3 +73,26 @@ def test_a_query_reads_only_the_partitions_of_its_days(push, agent, viewer_clien
             plan = "\n".join(row[0] for row in cursor.fetchall())
         scanned = set(re.findall(r" on (metrics_sample_p\d{8})", plan))
         assert scanned and scanned <= {today, partitions.partition_name(now * 1000 // partitions.DAY_MS - 1)}, plan
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)  # migrations run outside a test's transaction
+def test_the_migration_moves_an_existing_installs_samples_into_day_partitions(push, agent):
+    from django.core.management import call_command
+
+    now = time.time()
+    push(agent, [counter(now - 2 * 86400, 2), counter(now, 3)])
+    before = list(Sample.objects.order_by("ts").values_list("id", "ts", "value"))
+    assert len(before) == 2
+    call_command("migrate", "metrics", "0002", verbosity=0)  # back to one table, as an install before had it
+    try:
+        assert not partitions.partition_days()
+        assert list(Sample.objects.order_by("ts").values_list("id", "ts", "value")) == before
+    finally:
+        call_command("migrate", "metrics", verbosity=0)
+    days = partitions.partition_days()
+    assert {ts // partitions.DAY_MS for _id, ts, _v in before} <= set(days)
+    assert list(Sample.objects.order_by("ts").values_list("id", "ts", "value")) == before
+    r = push(agent, [counter(now, 4)])  # ids go on after the moved ones
+    assert r.json()["accepted"] == 1, r.json()
+    assert Sample.objects.order_by("id").last().id > max(row[0] for row in before)
