@@ -103,8 +103,12 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
 
     @classmethod
     async def encode_json(cls, content):
-        """Frames sent with send_json, through orjson as the API's responses (NaN and infinity are null)."""
-        return orjson.dumps(content).decode()
+        """Frames sent with send_json, through orjson as the API's responses (NaN and infinity are null;
+        what orjson cannot encode, integers beyond 64 bits say, the standard library does)."""
+        try:
+            return orjson.dumps(content).decode()
+        except orjson.JSONEncodeError:
+            return await super().encode_json(content)
 
 
 def same_origin(scope) -> bool:
