@@ -24,6 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from metrics import partitions
+from metrics.ingest import sql
 from metrics.ingest.parse import MAX_SAMPLES, Batch, Encoder, check_batch, validate_batch
 from metrics.ingest.sql import rollups_rebuild
 from metrics.ingest.store import BIGINT_MAX, StaleSeries, series_cache, store
@@ -66,6 +67,10 @@ def ingest(*, agent, batch_id: str | None, samples, timings: dict | None = None)
     _partitions_ensure(batch)
     try:
         return _ingest(agent, batch_id, batch, samples, timings)
+    except StaleSeries:
+        # A series this process had cached is gone: the database decides, the batch from the start.
+        series_cache.forget_agent(agent.pk)
+        return _ingest(agent, batch_id, validate(samples), samples, timings, use_cache=False)
     except IntegrityError as exc:
         if not _no_partition(exc):
             raise
@@ -87,28 +92,16 @@ def _no_partition(exc: IntegrityError) -> bool:
 
 
 @transaction.atomic
-def _ingest(agent, batch_id: str | None, batch: Batch, samples: list, timings: dict | None) -> IngestResult:
+def _ingest(agent, batch_id: str | None, batch: Batch, samples: list, timings: dict | None, *, use_cache=True):
+    record = None
     if batch_id is not None:
-        try:
-            with transaction.atomic():
-                record = MetricBatch.objects.create(agent_id=agent.pk, batch_id=batch_id)
-        except IntegrityError:
+        record = sql.batch_record(agent, batch_id)
+        if record is None:
             previous = MetricBatch.objects.filter(agent_id=agent.pk, batch_id=batch_id).first()
             return IngestResult(accepted=previous.accepted if previous else 0, duplicate=True)
-    else:
-        record = None
-
-    try:
-        with transaction.atomic():
-            store(agent, batch, timings=timings)
-    except StaleSeries:
-        # A series this process had cached is gone: what the database holds decides, from the start.
-        series_cache.forget_agent(agent.pk)
-        batch = validate(samples)
-        store(agent, batch, use_cache=False, timings=timings)
-
+    store(agent, batch, use_cache=use_cache, timings=timings)
     result = IngestResult(accepted=batch.accepted, errors=sorted(batch.errors, key=lambda error: error["index"]))
     result.rejected = len(samples) - result.accepted
     if record is not None:
-        MetricBatch.objects.filter(pk=record.pk).update(accepted=result.accepted)
+        MetricBatch.objects.filter(pk=record).update(accepted=result.accepted)
     return result

@@ -1,12 +1,34 @@
-"""The raw SQL of ingestion, per database vendor: samples by binary COPY and series deltas by COPY on PostgreSQL
-(bulk INSERT and UPDATE ... FROM (VALUES ...) on SQLite), the per-minute rollup upsert, and the
-rollup rebuild. Values reach it as numbers, UUIDs and JSON the parser has checked."""
+"""The raw SQL of ingestion, per database vendor: a batch's id (one INSERT ... ON CONFLICT DO
+NOTHING), samples by binary COPY and series deltas in one UPDATE from arrays on PostgreSQL (bulk
+INSERT and UPDATE ... FROM (VALUES ...) on SQLite), the per-minute rollup upsert, and the rollup
+rebuild. Values reach it as numbers, UUIDs and JSON the parser has checked."""
 
 import struct
 
 from django.db import connection, transaction
 
-from metrics.models import Rollup, Sample, Series
+from logfleet import clock
+from metrics.models import MetricBatch, Rollup, Sample, Series
+
+
+def batch_record(agent, batch_id: str) -> int | None:
+    """Remember an agent's batch id: the new row's id, or None when the agent sent it before (a
+    racing copy waits here for the first to commit or roll back)."""
+    fields = MetricBatch._meta
+    table = connection.ops.quote_name(fields.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (agent_id, batch_id, received_at, accepted) VALUES (%s, %s, %s, 0) "  # noqa: S608
+            "ON CONFLICT (agent_id, batch_id) DO NOTHING RETURNING id",
+            [
+                fields.get_field("agent").get_db_prep_value(agent.pk, connection),
+                batch_id,
+                fields.get_field("received_at").get_db_prep_value(clock.now(), connection),
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
 
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # the binary format's header: no flags, no extension
 _COPY_TRAILER = b"\xff\xff"
@@ -45,35 +67,24 @@ _SERIES_SET = (
 )
 
 
-def _copy_value(value: float | None) -> str:
-    return "\\N" if value is None else repr(value)
-
-
 def apply_series_deltas(deltas: list[tuple]) -> int:
     """Add (series id, total, histogram count, histogram sum, latest time, latest value) to each
     series; how many series were found."""
     if connection.vendor == "postgresql":
-        return _apply_series_deltas_copy(deltas)
+        return _apply_series_deltas_arrays(deltas)
     return _apply_series_deltas_values(deltas)
 
 
-def _apply_series_deltas_copy(deltas: list[tuple]) -> int:
-    """PostgreSQL: COPY the deltas into a temporary table and UPDATE from it (one join)."""
+def _apply_series_deltas_arrays(deltas: list[tuple]) -> int:
+    """PostgreSQL: one UPDATE joined to the deltas as arrays (one round trip for every series)."""
     table = connection.ops.quote_name(Series._meta.db_table)
+    columns = [list(column) for column in zip(*deltas, strict=True)] if deltas else [[]] * 6
     with connection.cursor() as cursor:
         cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS logfleet_series_delta (id uuid, total float8, cnt bigint, hsum float8, "
-            "ts timestamptz, last float8) ON COMMIT DELETE ROWS"
+            f"UPDATE {table} AS s SET {_SERIES_SET} FROM unnest(%s::uuid[], %s::float8[], %s::bigint[], "  # noqa: S608
+            "%s::float8[], %s::timestamptz[], %s::float8[]) AS v(id, total, cnt, hsum, ts, last) WHERE s.id = v.id",
+            columns,
         )
-        cursor.execute("DELETE FROM logfleet_series_delta")  # an earlier batch of the same transaction
-        with cursor.copy("COPY logfleet_series_delta FROM STDIN") as copy:
-            copy.write(
-                "".join(
-                    f"{series_id}\t{total!r}\t{count}\t{hsum!r}\t{moment.isoformat()}\t{_copy_value(last)}\n"
-                    for series_id, total, count, hsum, moment, last in deltas
-                )
-            )
-        cursor.execute(f"UPDATE {table} AS s SET {_SERIES_SET} FROM logfleet_series_delta v WHERE s.id = v.id")  # noqa: S608
         return cursor.rowcount
 
 

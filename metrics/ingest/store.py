@@ -57,7 +57,7 @@ def _series_cap_error(name: str) -> str:
 
 def store(agent, batch: Batch, *, use_cache: bool = True, timings: dict | None = None) -> None:
     """Store what may be stored of `batch`; each sample refused is added to its errors with its index
-    and why. StaleSeries when a cached series is gone (nothing of the batch is then written)."""
+    and why. StaleSeries when a cached series is gone (the caller rolls back what was written)."""
     clock = _Clock(timings)
     ids = _accept(agent, batch, use_cache)
     if not batch.groups:
