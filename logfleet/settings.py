@@ -328,7 +328,7 @@ SIMPLE_JWT = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SessionJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["logfleet.api.permissions.IsOrganizationUser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["logfleet.api.parsers.OrjsonRenderer"],
     "DEFAULT_PARSER_CLASSES": ["logfleet.api.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "logfleet.api.pagination.EnvelopePagination",
     "DEFAULT_SCHEMA_CLASS": "logfleet.api.schema.AutoSchema",

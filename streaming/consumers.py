@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -96,6 +97,15 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
 
     async def malformed_frame(self, message: str):
         """Ignored unless a consumer answers it."""
+
+    @classmethod
+    async def encode_json(cls, content):
+        """Frames sent with send_json, through orjson as the API's responses (NaN and infinity are null;
+        what orjson cannot encode, integers beyond 64 bits say, the standard library does)."""
+        try:
+            return orjson.dumps(content).decode()
+        except orjson.JSONEncodeError:
+            return await super().encode_json(content)
 
 
 def same_origin(scope) -> bool:

@@ -13,15 +13,15 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 
 from logfleet import errors
+from logfleet.api.parsers import OrjsonRenderer
 
 logger = logging.getLogger("logfleet.api")
 
-_JSON = JSONRenderer()
+_JSON = OrjsonRenderer()
 
 ERROR_CODES = {
     400: "validation_error",

@@ -329,3 +329,29 @@ def test_the_admins_view_site_link_leads_to_a_page(operator_client):
     page = operator_client.get("/admin/").content.decode()
     link = re.search(r'<a href="([^"]+)">View site</a>', page).group(1)
     assert APIClient().get(link).status_code == 200, link
+
+
+def test_the_orjson_renderer_writes_what_drf_wrote():
+    """Responses went from DRF's json.dumps renderer to orjson: the same bytes for what the API
+    answers (dates with Z and milliseconds, decimals, UUIDs, U+2028 escaped, huge integers)."""
+    import datetime
+    import decimal
+    import uuid
+
+    from rest_framework.renderers import JSONRenderer
+
+    from logfleet.api.parsers import OrjsonRenderer
+
+    data = {
+        "at": datetime.datetime(2024, 1, 15, 10, 30, 0, 123456, tzinfo=datetime.UTC),
+        "day": datetime.date(2024, 1, 15),
+        "price": decimal.Decimal("1.5"),
+        "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "text": "é \u2028 \u2029 \x00",
+        "nested": [{"n": 1, "f": 0.1, "none": None, "yes": True}],
+        "page": 10**30,
+    }
+    assert OrjsonRenderer().render(data) == JSONRenderer().render(data)
+    del data["page"]  # orjson's own path from here on
+    assert OrjsonRenderer().render(data) == JSONRenderer().render(data)
+    assert OrjsonRenderer().render({"a": [1]}, "application/json; indent=2") == b'{\n  "a": [\n    1\n  ]\n}'

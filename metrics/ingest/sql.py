@@ -1,37 +1,62 @@
-"""The raw SQL of ingestion, per database vendor: samples and series deltas by COPY on PostgreSQL
-(bulk INSERT and UPDATE ... FROM (VALUES ...) on SQLite), the per-minute rollup upsert, and the
-rollup rebuild. Values reach it as numbers, UUIDs and JSON the parser has checked."""
+"""The raw SQL of ingestion, per database vendor: a batch's id (one INSERT ... ON CONFLICT DO
+NOTHING), samples by binary COPY and series deltas in one UPDATE from arrays on PostgreSQL (bulk
+INSERT and UPDATE ... FROM (VALUES ...) on SQLite), the per-minute rollup upsert, and the rollup
+rebuild. Values reach it as numbers, UUIDs and JSON the parser has checked."""
 
-import json
+import struct
 
 from django.db import connection, transaction
 
-from metrics.models import Rollup, Sample, Series
+from logfleet import clock
+from metrics.models import MetricBatch, Rollup, Sample, Series
 
 
-def write_samples(rows) -> None:
-    """`rows` are (series id, ParsedSample)."""
+def batch_record(agent, batch_id: str) -> int | None:
+    """Remember an agent's batch id: the new row's id, or None when the agent sent it before (a
+    racing copy waits here for the first to commit or roll back)."""
+    fields = MetricBatch._meta
+    table = connection.ops.quote_name(fields.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (agent_id, batch_id, received_at, accepted) VALUES (%s, %s, %s, 0) "  # noqa: S608
+            "ON CONFLICT (agent_id, batch_id) DO NOTHING RETURNING id",
+            [
+                fields.get_field("agent").get_db_prep_value(agent.pk, connection),
+                batch_id,
+                fields.get_field("received_at").get_db_prep_value(clock.now(), connection),
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # the binary format's header: no flags, no extension
+_COPY_TRAILER = b"\xff\xff"
+_ROW_PREFIX = struct.pack("!hi", 5, 16)  # five fields; the first, the series id, is 16 bytes
+
+
+def write_samples(groups) -> None:
+    """`groups` are (series id, rows): rows as metrics.ingest.parse.Encoder wrote them for this database."""
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(Sample._meta.db_table)
-        copy_sql = f"COPY {table} (series_id, ts, value, count, buckets) FROM STDIN"
+        parts = [_COPY_SIGNATURE]
+        for series_id, rows in groups:
+            prefix = _ROW_PREFIX + series_id.bytes
+            parts.append(prefix)
+            parts.append(prefix.join(rows))
+        parts.append(_COPY_TRAILER)
+        copy_sql = f"COPY {table} (series_id, ts, value, count, buckets) FROM STDIN (FORMAT BINARY)"
         with connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            copy.write("".join(_copy_line(series_id, s) for series_id, s in rows))
+            copy.write(b"".join(parts))
         return
     Sample.objects.bulk_create(
         [
-            Sample(series_id=series_id, ts=s.ts, value=s.value, count=s.count, buckets=s.buckets)
-            for series_id, s in rows
+            Sample(series_id=series_id, ts=ts, value=value, count=count, buckets=buckets)
+            for series_id, rows in groups
+            for ts, value, count, buckets in rows
         ],
         batch_size=2000,
     )
-
-
-def _copy_line(series_id, s) -> str:
-    """One row of COPY's text format (values are numbers, a UUID and JSON; only backslashes need escaping)."""
-    if s.buckets is None:
-        return f"{series_id}\t{s.ts}\t{s.value!r}\t\\N\t\\N\n"
-    buckets = json.dumps(s.buckets, separators=(",", ":")).replace("\\", "\\\\")
-    return f"{series_id}\t{s.ts}\t{s.value!r}\t{s.count}\t{buckets}\n"
 
 
 # SET expressions read each row as it was, on PostgreSQL and SQLite alike.
@@ -42,41 +67,32 @@ _SERIES_SET = (
 )
 
 
-def _copy_value(value: float | None) -> str:
-    return "\\N" if value is None else repr(value)
-
-
-def apply_series_deltas(deltas: list[tuple]) -> None:
-    """Add (series id, total, histogram count, histogram sum, latest time, latest value) to each series."""
+def apply_series_deltas(deltas: list[tuple]) -> int:
+    """Add (series id, total, histogram count, histogram sum, latest time, latest value) to each
+    series; how many series were found."""
     if connection.vendor == "postgresql":
-        _apply_series_deltas_copy(deltas)
-    else:
-        _apply_series_deltas_values(deltas)
+        return _apply_series_deltas_arrays(deltas)
+    return _apply_series_deltas_values(deltas)
 
 
-def _apply_series_deltas_copy(deltas: list[tuple]) -> None:
-    """PostgreSQL: COPY the deltas into a temporary table and UPDATE from it (one join)."""
+def _apply_series_deltas_arrays(deltas: list[tuple]) -> int:
+    """PostgreSQL: one UPDATE joined to the deltas as arrays (one round trip for every series)."""
     table = connection.ops.quote_name(Series._meta.db_table)
+    columns = [list(column) for column in zip(*deltas, strict=True)] if deltas else [[]] * 6
     with connection.cursor() as cursor:
         cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS logfleet_series_delta (id uuid, total float8, cnt bigint, hsum float8, "
-            "ts timestamptz, last float8) ON COMMIT DELETE ROWS"
+            f"UPDATE {table} AS s SET {_SERIES_SET} FROM unnest(%s::uuid[], %s::float8[], %s::bigint[], "  # noqa: S608
+            "%s::float8[], %s::timestamptz[], %s::float8[]) AS v(id, total, cnt, hsum, ts, last) WHERE s.id = v.id",
+            columns,
         )
-        cursor.execute("DELETE FROM logfleet_series_delta")  # an earlier batch of the same transaction
-        with cursor.copy("COPY logfleet_series_delta FROM STDIN") as copy:
-            copy.write(
-                "".join(
-                    f"{series_id}\t{total!r}\t{count}\t{hsum!r}\t{moment.isoformat()}\t{_copy_value(last)}\n"
-                    for series_id, total, count, hsum, moment, last in deltas
-                )
-            )
-        cursor.execute(f"UPDATE {table} AS s SET {_SERIES_SET} FROM logfleet_series_delta v WHERE s.id = v.id")  # noqa: S608
+        return cursor.rowcount
 
 
-def _apply_series_deltas_values(deltas: list[tuple]) -> None:
+def _apply_series_deltas_values(deltas: list[tuple]) -> int:
     """SQLite: one UPDATE ... FROM (VALUES ...) per 2 000 series."""
     table = connection.ops.quote_name(Series._meta.db_table)
     id_field, time_field = Series._meta.pk, Series._meta.get_field("last_sample_at")
+    found = 0
     with connection.cursor() as cursor:
         for start in range(0, len(deltas), 2000):
             chunk = deltas[start : start + 2000]
@@ -92,10 +108,14 @@ def _apply_series_deltas_values(deltas: list[tuple]) -> None:
                     last,
                 ]
             cursor.execute(
-                f"WITH v(id, total, cnt, hsum, ts, last) AS (VALUES {rows}) "  # noqa: S608
-                f"UPDATE {table} AS s SET {_SERIES_SET} FROM v WHERE s.id = v.id",
+                # An UPDATE first (not WITH ... UPDATE), so that the driver reports the rows it changed.
+                f"UPDATE {table} AS s SET {_SERIES_SET} FROM (SELECT column1 AS id, column2 AS total, "  # noqa: S608
+                f"column3 AS cnt, column4 AS hsum, column5 AS ts, column6 AS last FROM (VALUES {rows})) AS v "
+                "WHERE s.id = v.id",
                 params,
             )
+            found += cursor.rowcount
+    return found
 
 
 def upsert_rollups(agent, minutes: dict[tuple[str, int], list]) -> None:

@@ -148,7 +148,7 @@ def test_the_published_examples_match_as_every_rule_searched_in_order():
     # Each access line gives the three nginx metrics, and the "*" rule that matches every line.
     assert [m.metric for m in extractor.process(NGINX_LINES[0], "nginx")] == [
         "http_requests_total",
-        "http_response_status",
+        "http_responses_total",
         "request_duration_seconds",
         "any_total",
     ]
