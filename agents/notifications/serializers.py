@@ -13,7 +13,7 @@ from agents.models import (
 )
 from agents.notifications import services
 from agents.serializers import LabelsField
-from logfleet.api.fields import ClosedSerializer, json_schema_pattern
+from logfleet.api.fields import json_schema_pattern
 
 
 class LastDeliverySerializer(serializers.Serializer):
@@ -66,8 +66,9 @@ class NotificationChannelCreatedSerializer(NotificationChannelSerializer):
 
 # Shapes, as the schema states them; a channel's rules (the URL's SSRF guard, Django's email validator,
 # the selector, names unique) are services.notification_channel_check's, whoever writes (the API, the
-# dashboard). A create is one of two closed shapes chosen by `kind` (a `oneOf` with a discriminator in
-# the schema): a webhook has a `url` and no `email`, an email channel an `email` and no `url`.
+# dashboard). A create is one of two shapes chosen by `kind` (a `oneOf` with a discriminator in the
+# schema): a webhook has a `url` (its `email` empty if given), an email channel an `email` (its `url`
+# empty if given). Read-only keys (`id`, `secret`...) are ignored, as on every writable resource.
 @extend_schema_field({"type": "string", "minLength": 1, "maxLength": services.NAME_MAX_LENGTH})
 class ChannelNameField(serializers.CharField):
     def __init__(self, **kwargs):
@@ -119,21 +120,30 @@ def _events_field(**kwargs) -> serializers.ListField:
     )
 
 
+def _other_kinds_field(message: str) -> serializers.CharField:
+    """The other kind's address: empty if given (`maxLength: 0` in the schema)."""
+    return serializers.CharField(
+        required=False, allow_blank=True, max_length=0, trim_whitespace=False, error_messages={"max_length": message}
+    )
+
+
 SELECTOR_HELP = "Labels an agent must all have for its events to reach this channel; {} = every agent"
 
 
-class WebhookChannelCreateSerializer(ClosedSerializer):
+class WebhookChannelCreateSerializer(serializers.Serializer):
     name = ChannelNameField()
     kind = serializers.ChoiceField(choices=[ChannelKind.WEBHOOK.value])
     url = WebhookURLField()
+    email = _other_kinds_field("is only for email channels")
     events = _events_field()
     agent_selector = LabelsField(required=False, help_text=SELECTOR_HELP)
     enabled = serializers.BooleanField(default=True)
 
 
-class EmailChannelCreateSerializer(ClosedSerializer):
+class EmailChannelCreateSerializer(serializers.Serializer):
     name = ChannelNameField()
     kind = serializers.ChoiceField(choices=[ChannelKind.EMAIL.value])
+    url = _other_kinds_field("is only for webhook channels")
     email = _email_field()
     events = _events_field()
     agent_selector = LabelsField(required=False, help_text=SELECTOR_HELP)
@@ -164,7 +174,7 @@ def create_serializer_for(data) -> type[serializers.Serializer]:
     return CREATE_SERIALIZERS.get(kind, ChannelKindSerializer) if isinstance(kind, str) else ChannelKindSerializer
 
 
-class NotificationChannelUpdateSerializer(ClosedSerializer):
+class NotificationChannelUpdateSerializer(serializers.Serializer):
     """Only what is given changes; `url` is for a webhook channel, `email` for an email channel."""
 
     name = ChannelNameField(required=False)

