@@ -133,6 +133,10 @@ def agent_delete(*, agent: Agent, actor, ip_address: str | None = None) -> None:
         target_id=agent.pk,
         metadata={"name": agent.name},
     )
+    # Wait for the metric batches being stored for the agent, which hold its row until they commit
+    # (metrics.ingest.sql.agent_hold), so that the cascade finds every series and sample they wrote
+    # (samples have no foreign key in the database); a batch that comes later finds no agent.
+    list(Agent.objects.select_for_update().filter(pk=agent.pk).values_list("pk"))
     agent.delete()
 
 

@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from logfleet.errors import NotFound
 from metrics import partitions
 from metrics.ingest import sql
 from metrics.ingest.parse import MAX_SAMPLES, Batch, Encoder, check_batch, validate_batch
 from metrics.ingest.sql import rollups_rebuild
 from metrics.ingest.store import BIGINT_MAX, StaleSeries, series_cache, store
 from metrics.models import MetricBatch
+
+AGENT_GONE = "No such agent in the organization of this API key"  # deleted while its batch came in
 
 __all__ = ["BIGINT_MAX", "MAX_SAMPLES", "IngestResult", "ingest", "rollups_rebuild", "validate"]
 
@@ -93,6 +96,8 @@ def _no_partition(exc: IntegrityError) -> bool:
 
 @transaction.atomic
 def _ingest(agent, batch_id: str | None, batch: Batch, samples: list, timings: dict | None, *, use_cache=True):
+    if not sql.agent_hold(agent):
+        raise NotFound(AGENT_GONE)
     record = None
     if batch_id is not None:
         record = sql.batch_record(agent, batch_id)

@@ -4,9 +4,11 @@ INSERT and UPDATE ... FROM (VALUES ...) on SQLite), the per-minute rollup upsert
 rebuild. Values reach it as numbers, UUIDs and JSON the parser has checked."""
 
 import struct
+from datetime import UTC, datetime
 
 from django.db import connection, transaction
 
+from agents.models import Agent
 from logfleet import clock
 from metrics.models import MetricBatch, Rollup, Sample, Series
 
@@ -28,6 +30,21 @@ def batch_record(agent, batch_id: str) -> int | None:
         )
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def agent_hold(agent) -> bool:
+    """Hold the agent's row until the batch commits (FOR KEY SHARE on PostgreSQL: pushes of one agent
+    do not wait for each other), so that its deletion waits for the batch and then deletes all of it
+    (agents.services.agent_delete); False when the agent is gone. SQLite's one writer at a
+    time orders them already."""
+    table = connection.ops.quote_name(Agent._meta.db_table)
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {table} WHERE id = %s{lock}",  # noqa: S608
+            [Agent._meta.pk.get_db_prep_value(agent.pk, connection)],
+        )
+        return cursor.fetchone() is not None
 
 
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # the binary format's header: no flags, no extension
@@ -68,21 +85,29 @@ _SERIES_SET = (
 
 
 def apply_series_deltas(deltas: list[tuple]) -> int:
-    """Add (series id, total, histogram count, histogram sum, latest time, latest value) to each
-    series; how many series were found."""
+    """Add (series id, total, histogram count, histogram sum, latest time in Unix ms, latest value)
+    to each series; how many series were found."""
     if connection.vendor == "postgresql":
         return _apply_series_deltas_arrays(deltas)
     return _apply_series_deltas_values(deltas)
 
 
+def _array(values) -> str:
+    """A PostgreSQL array literal of numbers or UUIDs: one text parameter instead of a list the driver
+    adapts element by element (a third of the UPDATE's time for a thousand series)."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 def _apply_series_deltas_arrays(deltas: list[tuple]) -> int:
     """PostgreSQL: one UPDATE joined to the deltas as arrays (one round trip for every series)."""
     table = connection.ops.quote_name(Series._meta.db_table)
-    columns = [list(column) for column in zip(*deltas, strict=True)] if deltas else [[]] * 6
+    columns = [_array(column) for column in zip(*deltas, strict=True)] if deltas else ["{}"] * 6
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS s SET {_SERIES_SET} FROM unnest(%s::uuid[], %s::float8[], %s::bigint[], "  # noqa: S608
-            "%s::float8[], %s::timestamptz[], %s::float8[]) AS v(id, total, cnt, hsum, ts, last) WHERE s.id = v.id",
+            f"UPDATE {table} AS s SET {_SERIES_SET} FROM (SELECT id, total, cnt, hsum, "  # noqa: S608
+            "to_timestamp(ms / 1000.0) AS ts, last FROM unnest(%s::uuid[], %s::float8[], %s::bigint[], "
+            "%s::float8[], %s::bigint[], %s::float8[]) AS d(id, total, cnt, hsum, ms, last)) AS v "
+            "WHERE s.id = v.id",
             columns,
         )
         return cursor.rowcount
@@ -98,7 +123,8 @@ def _apply_series_deltas_values(deltas: list[tuple]) -> int:
             chunk = deltas[start : start + 2000]
             rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
             params = []
-            for series_id, total, count, hsum, moment, last in chunk:
+            for series_id, total, count, hsum, ms, last in chunk:
+                moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
                 params += [
                     id_field.get_db_prep_value(series_id, connection),
                     total,

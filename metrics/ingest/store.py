@@ -13,7 +13,6 @@ batch again from what the database holds."""
 
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -210,11 +209,10 @@ def _update_series(groups: list[Group], ids: dict) -> None:
     """Running totals and the latest sample of each touched series; StaleSeries when one is gone."""
     deltas = []
     for group in groups:
-        moment = datetime.fromtimestamp(group.ts / 1000, tz=UTC)
         total_delta = group.total if group.type == "counter" else 0.0
         sum_delta = group.total if group.type == "histogram" else 0.0
-        deltas.append((ids[_key(group)], total_delta, group.count, sum_delta, moment, group.last))
-    deltas.sort(key=lambda delta: str(delta[0]))
+        deltas.append((ids[_key(group)], total_delta, group.count, sum_delta, group.ts, group.last))
+    deltas.sort(key=lambda delta: delta[0])  # rows locked in one order by every batch
     if sql.apply_series_deltas(deltas) != len(deltas):
         raise StaleSeries
 

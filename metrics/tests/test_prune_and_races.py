@@ -73,3 +73,54 @@ def test_two_racing_copies_of_a_batch_store_it_once(org):
     assert sorted(r["duplicate"] for r in results) == [False, True], results
     assert Sample.objects.count() == 200 and MetricBatch.objects.count() == 1
     assert sum(Series.objects.values_list("total", flat=True)) == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_deleted_while_a_push_is_being_stored_takes_its_samples_with_it(org, member_client, monkeypatch):
+    """Samples have no foreign key in the database: the deletion must wait for the push that holds
+    the agent's series and delete what it stored."""
+    from metrics.ingest import sql
+
+    agent = AgentFactory(organization=org)
+    _key, raw = make_key(org)
+    written, go = threading.Event(), threading.Event()
+    write_samples = sql.write_samples
+
+    def write_then_wait(groups):  # holds the push's transaction open between its COPY and its commit
+        write_samples(groups)
+        written.set()
+        go.wait(10)
+
+    monkeypatch.setattr(sql, "write_samples", write_then_wait)
+    statuses = {}
+
+    def push():
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=raw)
+        samples = [gauge(time.time()) | {"labels": {"n": str(i)}} for i in range(50)]
+        try:
+            statuses["push"] = client.post(
+                f"/api/v1/edge/agents/{agent.pk}/metrics", {"samples": samples}, format="json"
+            ).status_code
+        finally:
+            connection.close()
+
+    def delete():
+        try:
+            statuses["delete"] = member_client.delete(f"/api/v1/agents/{agent.pk}").status_code
+        finally:
+            connection.close()
+
+    pusher = threading.Thread(target=push)
+    pusher.start()
+    assert written.wait(10)
+    deleter = threading.Thread(target=delete)
+    deleter.start()
+    deleter.join(0.5)
+    assert deleter.is_alive()  # waiting for the push's transaction
+    go.set()
+    pusher.join(10)
+    deleter.join(10)
+    assert statuses == {"push": 202, "delete": 204}
+    assert Series.objects.count() == 0
+    assert Sample.objects.count() == 0
