@@ -192,7 +192,16 @@ batches = HeartbeatBatches()
 @database_sync_to_async
 def _agent_for_key(raw_key: str, agent_id):
     """(refusal, organization id, principal): the key and the agent, from the shared cache."""
-    principal = key_services.authenticate(raw_key) if raw_key else None
+    record = key_services.record_cache_key(raw_key) if raw_key else None
+    if record is None:
+        return (Close.UNAUTHENTICATED, KEY_REFUSED), None, None
+    # The key's record and the agent's identity in one round trip (most connects find both cached).
+    with shared_cache.prefetched(record, heartbeats.identity_key(agent_id)):
+        return _check_key_and_agent(raw_key, agent_id)
+
+
+def _check_key_and_agent(raw_key: str, agent_id):
+    principal = key_services.authenticate(raw_key)
     if principal is None:
         return (Close.UNAUTHENTICATED, KEY_REFUSED), None, None
     if not principal.has("edge:stream"):
@@ -229,6 +238,9 @@ class AgentConsumer(CredentialSocket):
             await self.refuse(Close.UNAUTHENTICATED, standing.ended)
             return
         self.expires_at = standing.expires_at
+        # The key was just authenticated: the periodic re-check has nothing to add until it is due
+        # (a fleet that connects together does not re-check together before its first heartbeats).
+        self.authenticated_at = time.monotonic()
         await self.accept()
         presence.keep_fresh()
         for item in instructions:
@@ -237,12 +249,14 @@ class AgentConsumer(CredentialSocket):
         self.watch_credential()
 
     def _opened(self) -> tuple[realtime.Standing, list[dict]]:
-        standing = self._standing()
-        if standing.ended:
-            return standing, []
-        presence.socket_opened(self.agent_id)
-        self.present = True
-        return standing, stream_selectors.agent_instructions(self.agent_id)
+        keys = (key_services.record_cache_key(self.raw_key), stream_selectors.instructions_key(self.agent_id))
+        with shared_cache.prefetched(*keys):  # the key's record and the instructions in one round trip
+            standing = self._standing()
+            if standing.ended:
+                return standing, []
+            presence.socket_opened(self.agent_id)
+            self.present = True
+            return standing, stream_selectors.agent_instructions(self.agent_id)
 
     async def disconnect(self, code):
         if getattr(self, "present", False):

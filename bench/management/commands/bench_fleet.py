@@ -39,6 +39,18 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _settle(pids: list[int], *, quiet: float = 0.05, timeout: float = 120.0) -> None:
+    """Wait until the servers are idle (under `quiet` CPU seconds in a second)."""
+    deadline = time.monotonic() + timeout
+    before = sum(_cpu_seconds(pid) for pid in pids)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = sum(_cpu_seconds(pid) for pid in pids)
+        if now - before < quiet:
+            return
+        before = now
+
+
 def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -150,7 +162,7 @@ class Command(BaseCommand):
                 row["restart"] = self._restart(kind, count, servers, ask)
                 pids = [server.process.pid for server in servers]
             row["client_rss_mb"] = ask("close")["rss_mb"]
-            time.sleep(2)  # the sockets' goodbyes are not the HTTP phase's CPU
+            _settle(pids)  # the sockets' goodbyes are not the HTTP phase's CPU
             rate = len(fleet) / options["interval"]
             before = sum(_cpu_seconds(pid) for pid in pids)
             http = ask("http", rate=rate, duration=options["duration"], connections=options["http_connections"])
