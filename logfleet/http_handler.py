@@ -18,6 +18,12 @@ that cost ten times the request itself. `OneHopASGIHandler` changes exactly thre
 
 Request parsing, signals, the middleware themselves and the responses are Django's, unchanged.
 `logfleet/tests/test_house.py` fails when the pinned Django's versions of these methods change.
+
+Under Daphne, `get_http_application` also stops Twisted from parsing POST bodies as forms
+(`daphne_without_form_parsing`): Daphne passes the raw body to the application and never reads
+what Twisted parsed, which cost a tenth of a heartbeat's CPU (the Content-Type header through the
+`email` package on every POST) and, for a multipart body, a parse of all of it into memory before
+the body limit had a say.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +55,26 @@ class OneHopASGIHandler(ASGIHandler):
         return self.get_response(request)
 
 
+def daphne_without_form_parsing() -> bool:
+    """Make Daphne's requests pass `parsePOSTFormSubmission=False` to Twisted's Request (a keyword
+    of its public constructor); False when Daphne is not installed."""
+    try:
+        from daphne.http_protocol import WebRequest
+    except ImportError:
+        return False
+    if getattr(WebRequest.__init__, "without_form_parsing", False):
+        return True
+    init = WebRequest.__init__
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("parsePOSTFormSubmission", False)
+        init(self, *args, **kwargs)
+
+    __init__.without_form_parsing = True
+    WebRequest.__init__ = __init__
+    return True
+
+
 def get_http_application():
     """Like django.core.asgi.get_asgi_application: sets Django up, then the HTTP application (bodies
     bounded before Django reads them, logfleet.api.body_limit, around the one-hop handler)."""
@@ -59,4 +85,5 @@ def get_http_application():
     from logfleet.api.body_limit import BodyLimitMiddleware
 
     checks.log_at_start()  # servers do not run the system checks
+    daphne_without_form_parsing()
     return BodyLimitMiddleware(OneHopASGIHandler())

@@ -93,6 +93,21 @@ def test_the_one_hop_handler_still_matches_the_pinned_djangos_handler():
     }
 
 
+def test_daphne_leaves_post_bodies_to_django():
+    """Twisted parses POST bodies as forms for nothing under Daphne (logfleet.http_handler): the
+    keyword that turns it off is still in its Request's constructor, and the server's requests pass it."""
+    import inspect
+
+    from daphne.http_protocol import WebRequest
+    from twisted.web.http import Request
+
+    from logfleet.http_handler import daphne_without_form_parsing
+
+    assert "parsePOSTFormSubmission" in inspect.signature(Request.__init__).parameters
+    assert daphne_without_form_parsing()
+    assert WebRequest.__init__.without_form_parsing
+
+
 def test_every_model_is_in_the_admin():
     from django.apps import apps
     from django.contrib import admin
