@@ -215,13 +215,15 @@ async def _serve(conn, agents):
     while True:
         command, args = await loop.run_in_executor(None, conn.recv)
         if command == "connect":
+            # Agents heartbeat from their start, as the reference agent does (its beats do not wait
+            # for the socket): a fleet that connects, or reconnects after a restart, is beating.
             fleet.interval = args["interval"]
+            fleet.beating = True
             fleet.start()
             seconds = await fleet.wait_connected(args["timeout"])
             conn.send({"connected": fleet.connected, "seconds": seconds, "errors": dict(fleet.errors)})
         elif command == "beat":
             fleet.latencies, fleet.acks, fleet.errors = [], 0, Counter()
-            fleet.beating = True
             started = time.monotonic()
             await asyncio.sleep(args["duration"])
             elapsed = time.monotonic() - started
