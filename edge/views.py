@@ -242,7 +242,10 @@ class MetricsPushView(EdgeView):
         data = request.data
         if not isinstance(data, dict):
             raise Invalid(details={"non_field_errors": "the body must be a JSON object"})
-        result = ingest.ingest(agent=agent, batch_id=data.get("batch_id"), samples=data.get("samples"))
+        try:
+            result = ingest.ingest(agent=agent, batch_id=data.get("batch_id"), samples=data.get("samples"))
+        except ingest.AgentGone:
+            raise NotFound(AGENT_NOT_FOUND) from None
         return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
 
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from logfleet.errors import NotFound
 from metrics import partitions
 from metrics.ingest import sql
 from metrics.ingest.parse import MAX_SAMPLES, Batch, Encoder, check_batch, validate_batch
@@ -31,9 +30,11 @@ from metrics.ingest.sql import rollups_rebuild
 from metrics.ingest.store import BIGINT_MAX, StaleSeries, series_cache, store
 from metrics.models import MetricBatch
 
-AGENT_GONE = "No such agent in the organization of this API key"  # deleted while its batch came in
+__all__ = ["BIGINT_MAX", "MAX_SAMPLES", "AgentGone", "IngestResult", "ingest", "rollups_rebuild", "validate"]
 
-__all__ = ["BIGINT_MAX", "MAX_SAMPLES", "IngestResult", "ingest", "rollups_rebuild", "validate"]
+
+class AgentGone(Exception):
+    """The agent was deleted while its batch came in: nothing of the batch is stored."""
 
 
 @dataclass
@@ -60,7 +61,8 @@ def validate(samples: list) -> Batch:
 def ingest(*, agent, batch_id: str | None, samples, timings: dict | None = None) -> IngestResult:
     """Store a batch for an agent: each sample refused is an error with its index, the others are
     stored. A batch_id seen before stores nothing (also against a racing copy). Invalid when the
-    batch itself is refused (not a list, too many samples, a malformed batch_id). `timings`, when
+    batch itself is refused (not a list, too many samples, a malformed batch_id), AgentGone when the
+    agent was deleted meanwhile. `timings`, when
     given, adds the seconds spent per stage (validate, series, copy) to it."""
     check_batch(samples=samples, batch_id=batch_id)
     started = time.perf_counter()
@@ -97,7 +99,7 @@ def _no_partition(exc: IntegrityError) -> bool:
 @transaction.atomic
 def _ingest(agent, batch_id: str | None, batch: Batch, samples: list, timings: dict | None, *, use_cache=True):
     if not sql.agent_hold(agent):
-        raise NotFound(AGENT_GONE)
+        raise AgentGone
     record = None
     if batch_id is not None:
         record = sql.batch_record(agent, batch_id)

@@ -78,7 +78,7 @@ def test_two_racing_copies_of_a_batch_store_it_once(org):
 @pytest.mark.django_db(transaction=True)
 def test_an_agent_deleted_while_a_push_is_being_stored_takes_its_samples_with_it(org, member_client, monkeypatch):
     """Samples have no foreign key in the database: the deletion must wait for the push that holds
-    the agent's series and delete what it stored."""
+    the agent's row and delete what it stored."""
     from metrics.ingest import sql
 
     agent = AgentFactory(organization=org)
